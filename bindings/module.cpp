@@ -1,0 +1,156 @@
+// pybind11 bindings: argument checks and zero-copy buffer plumbing only; the algorithms live in csrc/.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "adlcodec.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// A read-only view of any C-contiguous buffer (bytes, bytearray, memoryview, numpy), as bytes.
+class ByteView {
+ public:
+  explicit ByteView(const py::handle& obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_C_CONTIGUOUS) != 0) {
+      PyErr_Clear();
+      throw py::type_error("payload must be a C-contiguous bytes-like object, got " +
+                           std::string(py::str(py::type::of(obj).attr("__name__"))));
+    }
+  }
+  ~ByteView() { PyBuffer_Release(&view_); }
+  ByteView(const ByteView&) = delete;
+  ByteView& operator=(const ByteView&) = delete;
+  const uint8_t* data() const { return static_cast<const uint8_t*>(view_.buf); }
+  size_t size() const { return static_cast<size_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
+void require_float32(const py::array& a, const char* name) {
+  if (!a.dtype().equal(py::dtype::of<float>()))
+    throw py::type_error(std::string(name) + " must be float32, got " + std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous (use np.ascontiguousarray or .contiguous())");
+}
+
+void require_writeable(const py::array& a, const char* name) {
+  if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+py::array_t<uint8_t> to_numpy(std::vector<uint8_t>&& bytes) {
+  auto* owned = new std::vector<uint8_t>(std::move(bytes));
+  py::capsule release(owned, [](void* p) { delete static_cast<std::vector<uint8_t>*>(p); });
+  return py::array_t<uint8_t>(static_cast<py::ssize_t>(owned->size()), owned->data(), release);
+}
+
+py::array_t<uint8_t> compress(const py::array& grad, py::array& residual, int64_t bin_size, int bits,
+                              bool check_finite) {
+  require_float32(grad, "grad");
+  require_float32(residual, "residual");
+  require_writeable(residual, "residual");
+  if (grad.size() != residual.size())
+    throw py::value_error("residual has " + std::to_string(residual.size()) + " elements, grad has " +
+                          std::to_string(grad.size()));
+  if (overlaps(grad, residual)) throw py::value_error("grad and residual must not share memory");
+  if (bin_size < 1 || bin_size > int64_t(UINT32_MAX))
+    throw py::value_error("bin_size must be between 1 and 2^32-1, got " + std::to_string(bin_size));
+  if (!adlcodec::is_valid_bits(bits))
+    throw py::value_error("bits must be one of 1, 2, 4, 8, 16, 32; got " + std::to_string(bits));
+
+  std::vector<uint64_t> dims(grad.shape(), grad.shape() + grad.ndim());
+  adlcodec::EncodeOptions options;
+  options.bin_size = static_cast<uint32_t>(bin_size);
+  options.bits = bits;
+  options.check_finite = check_finite;
+  const auto* g = static_cast<const float*>(grad.data());
+  auto* r = static_cast<float*>(residual.mutable_data());
+  const auto numel = static_cast<uint64_t>(grad.size());
+  std::vector<uint8_t> payload;
+  {
+    py::gil_scoped_release release;
+    payload = adlcodec::encode(g, r, numel, dims.data(), static_cast<int>(dims.size()), options);
+  }
+  return to_numpy(std::move(payload));
+}
+
+py::dict info_dict(const adlcodec::PayloadInfo& info) {
+  py::dict d;
+  d["version"] = info.version;
+  d["dtype"] = "float32";
+  d["shape"] = py::tuple(py::cast(info.shape));
+  d["numel"] = info.numel;
+  d["bin_size"] = info.bin_size;
+  d["bits"] = info.bits;
+  d["selected"] = info.selected;
+  d["scale"] = info.scale;
+  d["nbytes"] = info.nbytes;
+  d["ratio"] = info.nbytes ? double(info.numel) * 4.0 / double(info.nbytes) : 0.0;
+  return d;
+}
+
+py::dict inspect(const py::handle& payload) {
+  ByteView bytes(payload);
+  return info_dict(adlcodec::inspect(bytes.data(), bytes.size()));
+}
+
+py::array decompress(const py::handle& payload, const py::object& out, bool accumulate) {
+  ByteView bytes(payload);
+  py::array target;
+  if (out.is_none()) {
+    const adlcodec::PayloadInfo info = adlcodec::inspect(bytes.data(), bytes.size());
+    std::vector<py::ssize_t> shape(info.shape.begin(), info.shape.end());
+    target = py::array_t<float>(shape);
+    accumulate = false;
+  } else {
+    if (!py::isinstance<py::array>(out))
+      throw py::type_error("out must be a numpy array or a CPU torch tensor");
+    target = py::reinterpret_borrow<py::array>(out);
+    require_float32(target, "out");
+    require_writeable(target, "out");
+  }
+  auto* dst = static_cast<float*>(target.mutable_data());
+  const auto numel = static_cast<uint64_t>(target.size());
+  {
+    py::gil_scoped_release release;
+    adlcodec::decode(bytes.data(), bytes.size(), dst, numel, accumulate);
+  }
+  return target;
+}
+
+uint32_t crc32c(const py::handle& data) {
+  ByteView bytes(data);
+  return adlcodec::crc32c(bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "adlcodec native core";
+  py::register_exception<adlcodec::FormatError>(m, "FormatError", PyExc_ValueError);
+  m.attr("FORMAT_VERSION") = adlcodec::kFormatVersion;
+  m.attr("MAX_NUMEL") = adlcodec::kMaxNumel;
+  // Resolve ADLCODEC_KERNEL now, so a bad value fails the import with its message.
+  adlcodec::active_kernel_name();
+
+  m.def("compress", &compress, py::arg("grad"), py::arg("residual"), py::arg("bin_size"), py::arg("bits"),
+        py::arg("check_finite"));
+  m.def("decompress", &decompress, py::arg("payload"), py::arg("out"), py::arg("accumulate"));
+  m.def("inspect", &inspect, py::arg("payload"));
+  m.def("crc32c", &crc32c, py::arg("data"));
+  m.def("kernel", [] { return std::string(adlcodec::active_kernel_name()); });
+  m.def("available_kernels", &adlcodec::available_kernel_names);
+  m.def("set_kernel", &adlcodec::set_kernel, py::arg("name"));
+}

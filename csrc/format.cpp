@@ -1,0 +1,420 @@
+// Encoder and validating decoder for format version 1 (docs/FORMAT.md).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "adlcodec.h"
+#include "bits.h"
+#include "half.h"
+#include "kernels.h"
+
+namespace adlcodec {
+namespace {
+
+constexpr uint8_t kMagic[4] = {'A', 'D', 'L', 'C'};
+constexpr size_t kFixedHeaderBytes = 24;
+constexpr size_t kTrailerBytes = 4;
+
+// Position coding: gaps between selected indices, Rice-coded in chunks that each choose their parameter.
+constexpr uint32_t kChunkGaps = 128;
+constexpr unsigned kRiceParamBits = 5;
+constexpr unsigned kEscapeOnes = 24;   // a quotient this large is sent as the raw gap instead
+constexpr unsigned kEscapeRawBits = 32;
+
+// Elements per call into the kernel: a whole number of bins, small enough to keep scratch growth tight.
+constexpr uint64_t kSelectChunkElements = 1 << 16;
+
+std::string fmt_error(const std::string& what) { return "adlcodec payload: " + what; }
+
+uint64_t value_section_bytes(uint64_t selected, int bits) { return (selected * uint64_t(bits) + 7) / 8; }
+
+// --- Positions ---------------------------------------------------------------------------------
+
+inline uint64_t rice_cost(uint32_t gap, unsigned k) {
+  const uint64_t q = uint64_t(gap) >> k;
+  return q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
+}
+
+// Picks each chunk's Rice parameter (the cheapest near log2 of the mean gap) and returns total bits.
+uint64_t plan_positions(const uint32_t* idx, uint64_t count, std::vector<uint8_t>& params) {
+  params.clear();
+  uint64_t total_bits = 0;
+  uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
+  std::vector<uint32_t> gaps(kChunkGaps);
+  for (uint64_t start = 0; start < count; start += kChunkGaps) {
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < len; ++i) {
+      gaps[i] = idx[start + i] - prev_plus_one;
+      prev_plus_one = idx[start + i] + 1;
+      sum += gaps[i];
+    }
+    const uint64_t mean = sum / len;
+    const int guess = mean ? 64 - __builtin_clzll(mean) - 1 : 0;
+    unsigned best_k = 0;
+    uint64_t best_cost = UINT64_MAX;
+    for (int k = std::max(0, guess - 2); k <= std::min(31, guess + 2); ++k) {
+      uint64_t cost = 0;
+      for (uint32_t i = 0; i < len; ++i) cost += rice_cost(gaps[i], unsigned(k));
+      if (cost < best_cost) {
+        best_cost = cost;
+        best_k = unsigned(k);
+      }
+    }
+    params.push_back(static_cast<uint8_t>(best_k));
+    total_bits += kRiceParamBits + best_cost;
+  }
+  return total_bits;
+}
+
+void write_positions(const uint32_t* idx, uint64_t count, const std::vector<uint8_t>& params, uint8_t* dst) {
+  BitWriter out(dst);
+  uint32_t prev_plus_one = 0;
+  for (uint64_t start = 0, chunk = 0; start < count; start += kChunkGaps, ++chunk) {
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
+    const unsigned k = params[chunk];
+    out.put(k, kRiceParamBits);
+    for (uint32_t i = 0; i < len; ++i) {
+      const uint32_t gap = idx[start + i] - prev_plus_one;
+      prev_plus_one = idx[start + i] + 1;
+      const uint32_t q = gap >> k;
+      if (q < kEscapeOnes) {
+        out.put((uint64_t(1) << q) - 1, q + 1);  // q ones, then a zero
+        if (k) out.put(gap & ((uint64_t(1) << k) - 1), k);
+      } else {
+        out.put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
+        out.put(gap, kEscapeRawBits);
+      }
+    }
+  }
+  out.finish();
+}
+
+// Fills idx[0..count) or throws; never reads outside [src, src + nbytes).
+void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
+  BitReader in(src, nbytes);
+  uint64_t next = 0;  // smallest index the next position may take
+  for (uint64_t start = 0; start < count; start += kChunkGaps) {
+    const uint64_t len = std::min<uint64_t>(kChunkGaps, count - start);
+    const unsigned k = static_cast<unsigned>(in.get(kRiceParamBits));
+    for (uint64_t i = 0; i < len; ++i) {
+      const uint64_t word = in.peek();
+      const unsigned ones = ~word ? static_cast<unsigned>(__builtin_ctzll(~word)) : 64u;
+      uint64_t gap;
+      if (ones >= kEscapeOnes) {
+        in.skip(kEscapeOnes);
+        gap = in.get(kEscapeRawBits);
+      } else {
+        gap = (uint64_t(ones) << k) | ((word >> (ones + 1)) & ((uint64_t(1) << k) - 1));
+        in.skip(ones + 1 + k);
+      }
+      const uint64_t position = next + gap;
+      if (position >= numel)
+        throw FormatError(fmt_error("position " + std::to_string(position) + " is outside the tensor (" +
+                                    std::to_string(numel) + " elements)"));
+      idx[start + i] = static_cast<uint32_t>(position);
+      next = position + 1;
+    }
+    if (in.position() > uint64_t(nbytes) * 8) break;
+  }
+  const uint64_t used = in.position();
+  if (used > uint64_t(nbytes) * 8) throw FormatError(fmt_error("position section is truncated"));
+  if ((used + 7) / 8 != nbytes) throw FormatError(fmt_error("position section has trailing bytes"));
+  if (used % 8 && (src[nbytes - 1] >> (used % 8)) != 0)
+    throw FormatError(fmt_error("position section padding is not zero"));
+}
+
+// --- Values --------------------------------------------------------------------------------------
+
+inline float level_fraction(uint32_t m, int bits) {
+  // (m + 1) / 2^(bits-1) is a dyadic rational: exact in float32, and it keeps s * fraction <= s.
+  return static_cast<float>(m + 1) / static_cast<float>(1u << (bits - 1));
+}
+
+inline uint32_t nearest_level(float magnitude, float scale, int bits) {
+  const float levels = static_cast<float>(1u << (bits - 1));
+  float y = (magnitude / scale) * levels + 0.5f;
+  if (!(y >= 1.0f)) y = 1.0f;  // also maps NaN to the lowest level
+  if (y > levels) y = levels;
+  return static_cast<uint32_t>(y) - 1u;
+}
+
+// Quantizes the selected G (held in residual[idx]) into `values`, leaving residual[idx] = G - sent.
+float quantize(float* residual, const uint32_t* idx, uint64_t count, int bits, uint8_t* values) {
+  float scale = 0.0f;
+  if (count == 0) return scale;
+  if (bits == 1) {
+    double sum = 0.0;  // index order, in double: the same sum on every target
+    for (uint64_t i = 0; i < count; ++i) sum += std::fabs(static_cast<double>(residual[idx[i]]));
+    scale = static_cast<float>(sum / static_cast<double>(count));
+  } else if (bits <= 8) {
+    for (uint64_t i = 0; i < count; ++i) scale = std::max(scale, std::fabs(residual[idx[i]]));
+  }
+
+  if (bits == 16) {
+    for (uint64_t i = 0; i < count; ++i) {
+      float& r = residual[idx[i]];
+      const uint16_t h = float_to_half(r);
+      put_u16(values + 2 * i, h);
+      r = r - half_to_float(h);
+    }
+  } else if (bits == 32) {
+    for (uint64_t i = 0; i < count; ++i) {
+      float& r = residual[idx[i]];
+      put_u32(values + 4 * i, float_bits(r));
+      r = 0.0f;  // G - G
+    }
+  } else {
+    BitWriter out(values);
+    const unsigned sign_shift = unsigned(bits - 1);
+    for (uint64_t i = 0; i < count; ++i) {
+      float& r = residual[idx[i]];
+      const bool negative = std::signbit(r);
+      uint32_t code = negative ? 1u : 0u;
+      float magnitude = scale;
+      if (bits > 1) {
+        const uint32_t m = nearest_level(std::fabs(r), scale, bits);
+        code = (code << sign_shift) | m;
+        magnitude = scale * level_fraction(m, bits);
+      }
+      out.put(code, unsigned(bits));
+      r = r - (negative ? -magnitude : magnitude);
+    }
+    out.finish();
+  }
+  return scale;
+}
+
+// --- Header ----------------------------------------------------------------------------------------
+
+struct Parsed {
+  PayloadInfo info;
+  const uint8_t* positions = nullptr;
+  const uint8_t* values = nullptr;
+};
+
+Parsed parse(const uint8_t* data, size_t size) {
+  Parsed p;
+  PayloadInfo& info = p.info;
+  if (size < kFixedHeaderBytes + kTrailerBytes)
+    throw FormatError(fmt_error("truncated: " + std::to_string(size) + " bytes, a payload has at least " +
+                                std::to_string(kFixedHeaderBytes + kTrailerBytes)));
+  if (std::memcmp(data, kMagic, 4) != 0) throw FormatError(fmt_error("bad magic (not an adlcodec payload)"));
+  info.version = data[4];
+  if (info.version != kFormatVersion)
+    throw FormatError(fmt_error("unsupported format version " + std::to_string(info.version) +
+                                " (this build reads version " + std::to_string(kFormatVersion) + ")"));
+  const uint32_t stored_crc = get_u32(data + size - kTrailerBytes);
+  const uint32_t actual_crc = crc32c(data, size - kTrailerBytes);
+  if (stored_crc != actual_crc) throw FormatError(fmt_error("checksum mismatch (corrupted or truncated)"));
+
+  info.dtype = data[5];
+  if (info.dtype != kDtypeFloat32) throw FormatError(fmt_error("unknown dtype code " + std::to_string(info.dtype)));
+  info.bits = data[6];
+  if (!is_valid_bits(info.bits)) throw FormatError(fmt_error("invalid bit width " + std::to_string(info.bits)));
+  const unsigned ndim = data[7];
+  if (ndim > kMaxDims) throw FormatError(fmt_error("too many dimensions: " + std::to_string(ndim)));
+  info.bin_size = get_u32(data + 8);
+  if (info.bin_size == 0) throw FormatError(fmt_error("bin size 0"));
+  info.selected = get_u32(data + 12);
+  info.scale = bits_float(get_u32(data + 16));
+  info.positions_nbytes = get_u32(data + 20);
+
+  const size_t header_bytes = kFixedHeaderBytes + 8 * size_t(ndim);
+  if (size < header_bytes + kTrailerBytes) throw FormatError(fmt_error("truncated shape"));
+  info.numel = 1;
+  for (unsigned d = 0; d < ndim; ++d) {
+    const uint64_t extent = get_u64(data + kFixedHeaderBytes + 8 * d);
+    info.shape.push_back(extent);
+    if (extent != 0 && info.numel > kMaxNumel / extent)
+      throw FormatError(fmt_error("shape has more than 2^32-1 elements"));
+    info.numel *= extent;
+  }
+  if (info.numel > kMaxNumel) throw FormatError(fmt_error("shape has more than 2^32-1 elements"));
+  if (info.selected > info.numel)
+    throw FormatError(fmt_error("selected count exceeds the number of elements"));
+  // Every selected element costs at least one position bit: bounds what the decoder allocates.
+  if (uint64_t(info.selected) > uint64_t(info.positions_nbytes) * 8)
+    throw FormatError(fmt_error("selected count exceeds what the position section can hold"));
+  if ((info.selected == 0) != (info.positions_nbytes == 0))
+    throw FormatError(fmt_error("position section size does not match the selected count"));
+  info.values_nbytes = value_section_bytes(info.selected, info.bits);
+  const uint64_t expected = uint64_t(header_bytes) + info.positions_nbytes + info.values_nbytes + kTrailerBytes;
+  if (expected != size)
+    throw FormatError(fmt_error("size mismatch: header describes " + std::to_string(expected) + " bytes, got " +
+                                std::to_string(size)));
+
+  const uint32_t scale_bits = float_bits(info.scale);
+  const bool scale_required = info.selected > 0 && info.bits <= 8;
+  if (scale_required) {
+    if (!(scale_bits > 0 && scale_bits < 0x7F800000u))
+      throw FormatError(fmt_error("scale must be positive and finite"));
+  } else if (scale_bits != 0) {
+    throw FormatError(fmt_error("scale must be 0 when no scale is used"));
+  }
+  info.nbytes = size;
+  p.positions = data + header_bytes;
+  p.values = p.positions + info.positions_nbytes;
+  return p;
+}
+
+std::string count_message(const char* what, const NonFiniteScan& scan) {
+  return std::string(what) + " has " + std::to_string(scan.count) + " non-finite value" +
+         (scan.count == 1 ? "" : "s") + " (first at index " + std::to_string(scan.first) + ")";
+}
+
+[[noreturn]] void throw_nonfinite(const float* grad, const float* residual, uint64_t numel, const NonFiniteScan& sums) {
+  // Slow path, only on error: say which input is at fault.
+  NonFiniteScan in_grad, in_residual;
+  for (uint64_t i = 0; i < numel; ++i) {
+    if (!std::isfinite(grad[i]) && in_grad.count++ == 0) in_grad.first = i;
+    if (!std::isfinite(residual[i]) && in_residual.count++ == 0) in_residual.first = i;
+  }
+  std::string message;
+  if (in_grad.count) message = count_message("grad", in_grad);
+  if (in_residual.count) message += (message.empty() ? "" : "; ") + count_message("residual", in_residual);
+  if (message.empty())
+    message = "residual + 2*grad overflows float32 at " + std::to_string(sums.count) + " element" +
+              (sums.count == 1 ? "" : "s") + " (first at index " + std::to_string(sums.first) + ")";
+  throw ArgumentError(message + "; the residual was left unchanged");
+}
+
+// Scratch for selected indices that grows by whole kernel chunks; uninitialized on purpose.
+class IndexBuffer {
+ public:
+  uint32_t* reserve_more(uint64_t used, uint64_t extra) {
+    if (used + extra > capacity_) {
+      const uint64_t capacity = std::max<uint64_t>(used + extra, capacity_ * 2);
+      std::unique_ptr<uint32_t[]> grown(new uint32_t[capacity]);
+      if (used) std::memcpy(grown.get(), data_.get(), used * sizeof(uint32_t));
+      data_ = std::move(grown);
+      capacity_ = capacity;
+    }
+    return data_.get() + used;
+  }
+  const uint32_t* data() const { return data_.get(); }
+
+ private:
+  std::unique_ptr<uint32_t[]> data_;
+  uint64_t capacity_ = 0;
+};
+
+}  // namespace
+
+bool is_valid_bits(int bits) {
+  return bits == 1 || bits == 2 || bits == 4 || bits == 8 || bits == 16 || bits == 32;
+}
+
+std::vector<uint8_t> encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims, int ndim,
+                            const EncodeOptions& options) {
+  if (!is_valid_bits(options.bits))
+    throw ArgumentError("bits must be one of 1, 2, 4, 8, 16, 32; got " + std::to_string(options.bits));
+  if (options.bin_size < 1) throw ArgumentError("bin_size must be >= 1");
+  if (ndim < 0 || ndim > kMaxDims) throw ArgumentError("at most 32 dimensions are supported");
+  uint64_t product = 1;
+  for (int d = 0; d < ndim; ++d) {
+    if (dims[d] != 0 && product > kMaxNumel / dims[d]) throw ArgumentError("tensor has more than 2^32-1 elements");
+    product *= dims[d];
+  }
+  if (product != numel) throw ArgumentError("shape does not match the number of elements");
+  if (numel > kMaxNumel) throw ArgumentError("tensor has more than 2^32-1 elements");
+
+  const Kernel& kernel = active_kernel();
+  if (options.check_finite) {
+    const NonFiniteScan scan = kernel.scan_nonfinite(grad, residual, numel);
+    if (scan.count) throw_nonfinite(grad, residual, numel, scan);
+  }
+
+  // Dense pass: residual <- G, selected indices collected.
+  IndexBuffer indices;
+  uint64_t selected = 0;
+  const uint64_t bins_per_chunk = std::max<uint64_t>(1, kSelectChunkElements / options.bin_size);
+  const uint64_t chunk_elements = bins_per_chunk * options.bin_size;
+  for (uint64_t start = 0; start < numel; start += chunk_elements) {
+    const uint64_t len = std::min(chunk_elements, numel - start);
+    uint32_t* begin = indices.reserve_more(selected, len);
+    uint32_t* end = kernel.select_bins(grad + start, residual + start, len, options.bin_size,
+                                       static_cast<uint32_t>(start), begin);
+    selected += static_cast<uint64_t>(end - begin);
+  }
+
+  std::vector<uint8_t> rice_params;
+  const uint64_t position_bits = plan_positions(indices.data(), selected, rice_params);
+  const uint64_t positions_nbytes = (position_bits + 7) / 8;
+  if (positions_nbytes > 0xFFFFFFFFull) throw ArgumentError("payload too large for format version 1");
+  const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
+  const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
+  std::vector<uint8_t> payload(header_bytes + positions_nbytes + values_nbytes + kTrailerBytes);
+  uint8_t* p = payload.data();
+
+  write_positions(indices.data(), selected, rice_params, p + header_bytes);
+  const float scale = quantize(residual, indices.data(), selected, options.bits, p + header_bytes + positions_nbytes);
+
+  std::memcpy(p, kMagic, 4);
+  p[4] = kFormatVersion;
+  p[5] = kDtypeFloat32;
+  p[6] = static_cast<uint8_t>(options.bits);
+  p[7] = static_cast<uint8_t>(ndim);
+  put_u32(p + 8, options.bin_size);
+  put_u32(p + 12, static_cast<uint32_t>(selected));
+  put_u32(p + 16, float_bits(scale));
+  put_u32(p + 20, static_cast<uint32_t>(positions_nbytes));
+  for (int d = 0; d < ndim; ++d) put_u64(p + kFixedHeaderBytes + 8 * d, dims[d]);
+  put_u32(p + payload.size() - kTrailerBytes, crc32c(p, payload.size() - kTrailerBytes));
+  return payload;
+}
+
+PayloadInfo inspect(const uint8_t* data, size_t size) { return parse(data, size).info; }
+
+void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bool accumulate) {
+  const Parsed p = parse(data, size);
+  const PayloadInfo& info = p.info;
+  if (out_numel != info.numel)
+    throw ArgumentError("out has " + std::to_string(out_numel) + " elements, the payload holds " +
+                        std::to_string(info.numel));
+  const uint64_t count = info.selected;
+  std::unique_ptr<uint32_t[]> idx(new uint32_t[count ? count : 1]);
+  read_positions(p.positions, info.positions_nbytes, count, info.numel, idx.get());
+
+  const uint8_t* values = p.values;
+  const int bits = info.bits;
+  if (bits == 16) {
+    for (uint64_t i = 0; i < count; ++i)
+      if ((get_u16(values + 2 * i) & 0x7C00u) == 0x7C00u) throw FormatError(fmt_error("non-finite half value"));
+  } else if (bits == 32) {
+    for (uint64_t i = 0; i < count; ++i)
+      if ((get_u32(values + 4 * i) & 0x7F800000u) == 0x7F800000u) throw FormatError(fmt_error("non-finite value"));
+  } else {
+    const uint64_t used = count * uint64_t(bits);
+    if (used % 8 && (values[info.values_nbytes - 1] >> (used % 8)) != 0)
+      throw FormatError(fmt_error("value section padding is not zero"));
+  }
+
+  // Valid: from here on nothing can fail.
+  if (!accumulate) std::fill(out, out + info.numel, 0.0f);
+  const uint32_t* positions = idx.get();
+  if (bits == 16) {
+    for (uint64_t i = 0; i < count; ++i) out[positions[i]] += half_to_float(get_u16(values + 2 * i));
+  } else if (bits == 32) {
+    for (uint64_t i = 0; i < count; ++i) out[positions[i]] += bits_float(get_u32(values + 4 * i));
+  } else if (bits == 1) {
+    const float scale = info.scale;
+    for (uint64_t i = 0; i < count; ++i)
+      out[positions[i]] += ((values[i >> 3] >> (i & 7)) & 1u) ? -scale : scale;
+  } else {
+    const unsigned per_byte = 8u / unsigned(bits);
+    const uint32_t mask = (1u << bits) - 1u;
+    const uint32_t magnitude_mask = mask >> 1;
+    float magnitudes[128];
+    for (uint32_t m = 0; m <= magnitude_mask; ++m) magnitudes[m] = info.scale * level_fraction(m, bits);
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint32_t code = (values[i / per_byte] >> ((i % per_byte) * unsigned(bits))) & mask;
+      const float magnitude = magnitudes[code & magnitude_mask];
+      out[positions[i]] += (code >> (bits - 1)) ? -magnitude : magnitude;
+    }
+  }
+}
+
+}  // namespace adlcodec

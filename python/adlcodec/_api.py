@@ -1,0 +1,136 @@
+"""Stateless encode/decode over numpy arrays and CPU torch tensors (no copies)."""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import sys
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import _core
+from ._core import FORMAT_VERSION, FormatError
+
+VALID_BITS = (1, 2, 4, 8, 16, 32)
+
+
+def _is_torch_tensor(obj: Any) -> bool:
+    torch = sys.modules.get("torch")  # never import torch just to find out
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def as_float32_array(obj: Any, name: str) -> np.ndarray:
+    """A zero-copy numpy view of a float32 C-contiguous numpy array or CPU torch tensor."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    if _is_torch_tensor(obj):
+        import torch
+
+        if obj.device.type != "cpu":
+            raise ValueError(f"{name} must be a CPU tensor, got device {obj.device}")
+        if obj.dtype != torch.float32:
+            raise TypeError(f"{name} must be float32, got {obj.dtype}")
+        if not obj.is_contiguous():
+            raise ValueError(f"{name} must be contiguous (call .contiguous())")
+        return obj.detach().numpy()
+    raise TypeError(f"{name} must be a numpy array or a CPU torch tensor, got {type(obj).__name__}")
+
+
+def _as_payload(obj: Any) -> Any:
+    if _is_torch_tensor(obj):
+        return obj.detach().cpu().contiguous().numpy()
+    return obj
+
+
+def check_bin_size(bin_size: Any) -> int:
+    if isinstance(bin_size, bool):
+        raise TypeError("bin_size must be an int")
+    try:
+        value = operator.index(bin_size)
+    except TypeError:
+        raise TypeError(f"bin_size must be an int, got {type(bin_size).__name__}") from None
+    if not 1 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"bin_size must be between 1 and 2^32-1, got {value}")
+    return value
+
+
+def check_bits(bits: Any) -> int:
+    if isinstance(bits, bool):
+        raise TypeError("bits must be an int")
+    try:
+        value = operator.index(bits)
+    except TypeError:
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}") from None
+    if value not in VALID_BITS:
+        raise ValueError(f"bits must be one of {VALID_BITS}, got {value}")
+    return value
+
+
+def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, check_finite: bool = True) -> np.ndarray:
+    """Compress ``grad`` with error feedback; ``residual`` (same number of elements) is updated in place.
+
+    Returns the payload as a 1-D numpy uint8 array. Non-finite values in ``grad`` or ``residual`` (or an
+    overflow of ``residual + 2*grad``) raise ValueError and leave ``residual`` unchanged, unless
+    ``check_finite=False``, in which case the caller guarantees finite inputs.
+    """
+    return _core.compress(
+        as_float32_array(grad, "grad"),
+        as_float32_array(residual, "residual"),
+        check_bin_size(bin_size),
+        check_bits(bits),
+        bool(check_finite),
+    )
+
+
+def decompress(payload: Any, out: Any = None, *, accumulate: bool = False) -> Any:
+    """Decode a payload to a float32 array of its original shape.
+
+    With ``out`` (a float32 numpy array or CPU torch tensor with the same number of elements), the result
+    is written there, or added to it with ``accumulate=True``, and ``out`` is returned. A malformed payload
+    raises FormatError before anything is written.
+    """
+    if out is None:
+        if accumulate:
+            raise ValueError("accumulate=True needs an out buffer")
+        return _core.decompress(_as_payload(payload), None, False)
+    _core.decompress(_as_payload(payload), as_float32_array(out, "out"), bool(accumulate))
+    return out
+
+
+def inspect(payload: Any) -> dict:
+    """Header facts of a payload (validated, checksum included) as a dict."""
+    return _core.inspect(_as_payload(payload))
+
+
+def kernel() -> str:
+    """Name of the active kernel: "scalar", "avx2" or "neon"."""
+    return _core.kernel()
+
+
+def available_kernels() -> list[str]:
+    """Kernels this CPU and build can run, the default (best) last."""
+    return list(_core.available_kernels())
+
+
+@contextlib.contextmanager
+def use_kernel(name: str) -> Iterator[str]:
+    """Run a block with another kernel (for tests and benchmarks); process-wide, not thread-local."""
+    previous = _core.kernel()
+    _core.set_kernel(name)
+    try:
+        yield name
+    finally:
+        _core.set_kernel(previous)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FormatError",
+    "available_kernels",
+    "compress",
+    "decompress",
+    "inspect",
+    "kernel",
+    "use_kernel",
+]

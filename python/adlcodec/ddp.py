@@ -1,0 +1,447 @@
+"""DDP communication hook that exchanges adlcodec (AdaComp) payloads.
+
+Usage::
+
+    from adlcodec.ddp import AdaCompState, adacomp_hook
+    state = AdaCompState(process_group=None, bin_size=None, bits=1, start_iter=2)
+    ddp_model.register_comm_hook(state, adacomp_hook)
+    ...
+    state.stats()  # cumulative bytes / timings
+
+Structure follows PyTorch's ``powerSGD_hook``: a picklable state object keyed by
+bucket index plus a stateless hook function.
+
+Design decisions (documented here because they are part of the contract):
+
+* **Per-tensor compression.** Every gradient in a bucket is compressed on its
+  own, with its own residual, so the bin size can follow the layer kind.  With
+  ``bin_size=None`` convolution kernels (ndim >= 3) use 50 and fully connected /
+  recurrent weights (ndim == 2) use 500, the values of the AdaComp paper.
+* **Small tensors go dense.** Tensors with ``ndim <= 1`` (biases, norm scales
+  and shifts) or fewer elements than one bin are sent as raw float32.  They are
+  a tiny share of the bytes, and sparsifying a BatchNorm scale makes training
+  unstable, so there is nothing to win.  They have no residual.
+* **All-gather, rank-ordered sum.** Each rank sends one message per bucket; the
+  sizes are all-gathered first (never an empty collective: a message always has
+  a header), then the padded messages.  Every rank decodes all messages and
+  sums them *in rank order* (its own payload is decoded too, not taken from the
+  raw gradient), then divides by world size.  Hence every rank computes the
+  bit-identical bucket and replicas cannot drift.
+* **Synchronous.** The collectives run inside the hook and a completed future
+  is returned.  Chaining callbacks that wait on further collectives can
+  deadlock gloo's worker threads (as ``powerSGD_hook`` does with 3+ buckets).
+* **Warm-up.** Before ``start_iter`` the hook does a plain allreduce (DDP
+  rebuilds its buckets after the first iteration, so residuals allocated then
+  would be thrown away).  Residuals are re-created when a bucket's layout
+  changes.
+* **Configuration agreement.** On its first call the hook all-gathers a
+  fingerprint (format version, bits, bin sizes, start_iter, policy, iteration)
+  and every message repeats format version, bits, bin sizes and bucket layout.
+  Any disagreement raises :class:`AdaCompConfigError` on *every* rank.
+* **Non-finite gradients.** Each rank checks its bucket before compressing and
+  flags it in its message, so all ranks learn the same fact at the same time.
+  Residuals are only committed after the exchange, and never when any rank
+  flagged.  With ``on_nonfinite="skip"`` (default) every rank gets an all-zero
+  bucket, residuals stay as they were and ``state.last_step_nonfinite`` is true
+  until the next iteration starts, so the training loop can skip
+  ``optimizer.step()``.  With ``on_nonfinite="raise"`` every rank raises
+  :class:`NonFiniteGradientError` from ``backward()``.  During warm-up a
+  non-finite value simply propagates through the allreduce, as with plain DDP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+import time
+from typing import Any
+
+import numpy as np
+
+from . import FORMAT_VERSION, compress, decompress
+
+try:  # torch is an optional dependency of the package
+    import torch
+    import torch.distributed as dist
+except ImportError:  # pragma: no cover - exercised only without torch
+    torch = None
+    dist = None
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AdaCompState",
+    "adacomp_hook",
+    "AdaCompConfigError",
+    "NonFiniteGradientError",
+    "DEFAULT_CONV_BIN",
+    "DEFAULT_FC_BIN",
+]
+
+DEFAULT_CONV_BIN = 50
+DEFAULT_FC_BIN = 500
+
+_MAGIC = b"ADLX"
+# magic, codec format version, bits, flags, conv bin, fc bin, bucket index,
+# tensor count, layout digest
+_HEADER = struct.Struct("<4sHBBIIIIQ")
+_FLAG_NONFINITE = 1
+_POLICIES = ("skip", "raise")
+_TRANSPORTS = ("torch", "mpi")
+
+
+class AdaCompConfigError(ValueError):
+    """Ranks disagree on codec configuration or bucket layout."""
+
+
+class NonFiniteGradientError(ValueError):
+    """A rank produced a non-finite gradient and ``on_nonfinite='raise'``."""
+
+
+def _layout_digest(layout) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(layout).encode(), digest_size=8).digest(), "little")
+
+
+class AdaCompState:
+    """State of :func:`adacomp_hook`: configuration, residuals and statistics.
+
+    Args:
+        process_group: torch process group (``None`` = default group).
+        bin_size: int for every compressed tensor, or ``None`` to choose by layer
+            kind (``DEFAULT_CONV_BIN`` for conv kernels, ``DEFAULT_FC_BIN`` for
+            matrices).
+        bits: codec quantisation bits, passed to :func:`adlcodec.compress`.
+        start_iter: iterations of plain allreduce before compression starts.
+        transport: ``"torch"`` (torch.distributed all_gather) or ``"mpi"``
+            (mpi4py ``Allgatherv``; ranks started by ``mpirun``).
+        on_nonfinite: ``"skip"`` or ``"raise"`` (see module docstring).
+        mpi_comm: communicator for ``transport="mpi"`` (default COMM_WORLD).
+    """
+
+    __slots__ = [
+        "process_group",
+        "mpi_comm",
+        "bin_size",
+        "bits",
+        "start_iter",
+        "transport",
+        "on_nonfinite",
+        "iter",
+        "residuals",
+        "_totals",
+        "_config_checked",
+        "_nonfinite_this_iter",
+        "_iter_open",
+    ]
+
+    def __init__(
+        self,
+        process_group=None,
+        bin_size: int | None = None,
+        bits: int = 1,
+        start_iter: int = 2,
+        transport: str = "torch",
+        on_nonfinite: str = "skip",
+        mpi_comm=None,
+    ):
+        if torch is None:
+            raise ImportError("adlcodec.ddp needs torch: pip install 'adlcodec[torch]'")
+        if bin_size is not None:
+            if isinstance(bin_size, bool) or not isinstance(bin_size, (int, np.integer)):
+                raise TypeError(f"bin_size must be an int or None, got {type(bin_size).__name__}")
+            if bin_size < 1:
+                raise ValueError(f"bin_size must be >= 1, got {bin_size}")
+            bin_size = int(bin_size)
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+            raise TypeError(f"bits must be an int, got {type(bits).__name__}")
+        if isinstance(start_iter, bool) or not isinstance(start_iter, (int, np.integer)):
+            raise TypeError(f"start_iter must be an int, got {type(start_iter).__name__}")
+        if start_iter < 1:
+            # DDP rebuilds buckets after iteration 0; compressing then would
+            # allocate residuals for a layout about to disappear.
+            raise ValueError(f"start_iter must be >= 1, got {start_iter}")
+        if transport not in _TRANSPORTS:
+            raise ValueError(f"transport must be one of {_TRANSPORTS}, got {transport!r}")
+        if on_nonfinite not in _POLICIES:
+            raise ValueError(f"on_nonfinite must be one of {_POLICIES}, got {on_nonfinite!r}")
+        # Let the codec itself reject an unsupported bits / bin_size now rather
+        # than in the middle of a backward pass.
+        probe_bin = bin_size or DEFAULT_CONV_BIN
+        compress(np.ones(probe_bin, np.float32), np.zeros(probe_bin, np.float32), bin_size=probe_bin, bits=int(bits))
+        if transport == "mpi" and mpi_comm is None:
+            from mpi4py import MPI
+
+            mpi_comm = MPI.COMM_WORLD
+        self.process_group = process_group
+        self.mpi_comm = mpi_comm
+        self.bin_size = bin_size
+        self.bits = int(bits)
+        self.start_iter = int(start_iter)
+        self.transport = transport
+        self.on_nonfinite = on_nonfinite
+        self.iter = 0
+        # bucket index -> (layout, [residual ndarray or None per tensor])
+        self.residuals: dict[int, tuple[tuple, list]] = {}
+        self._totals = dict(
+            steps=0, compressed_steps=0, nonfinite_steps=0, dense_bytes=0, payload_bytes=0,
+            encode_s=0.0, comm_s=0.0, decode_s=0.0,
+        )
+        self._config_checked = False
+        self._nonfinite_this_iter = False
+        self._iter_open = False
+
+    # -- pickling (checkpoints), as PowerSGDState does -------------------------
+    def __getstate__(self):
+        logger.info("adlcodec: process group / MPI communicator are not pickled")
+        return {s: getattr(self, s) for s in self.__slots__ if s not in ("process_group", "mpi_comm")}
+
+    def __setstate__(self, state):
+        self.process_group = None  # the default group of the restoring job
+        self.mpi_comm = None
+        for slot, value in state.items():
+            setattr(self, slot, value)
+        # the new job's ranks must prove again that they agree
+        self._config_checked = False
+        if self.transport == "mpi":
+            from mpi4py import MPI
+
+            self.mpi_comm = MPI.COMM_WORLD
+
+    # -- public helpers ---------------------------------------------------------
+    def bin_for(self, shape) -> int | None:
+        """Bin size used for a gradient of ``shape``; ``None`` means sent dense."""
+        ndim = len(shape)
+        numel = int(np.prod(shape)) if ndim else 1
+        if ndim <= 1:
+            return None
+        size = self.bin_size if self.bin_size is not None else (DEFAULT_CONV_BIN if ndim >= 3 else DEFAULT_FC_BIN)
+        return None if numel < size else size
+
+    @property
+    def last_step_nonfinite(self) -> bool:
+        """True if some rank had a non-finite gradient in the latest iteration."""
+        return self._nonfinite_this_iter
+
+    def stats(self) -> dict[str, Any]:
+        """Cumulative statistics of this rank.
+
+        ``dense_bytes`` is what fp32 allreduce would have carried as input,
+        ``payload_bytes`` the size of this rank's messages (warm-up iterations
+        count the dense size for both), ``ratio`` their quotient.
+        """
+        s = dict(self._totals)
+        s["ratio"] = s["dense_bytes"] / s["payload_bytes"] if s["payload_bytes"] else float("nan")
+        return s
+
+    # -- internals --------------------------------------------------------------
+    def _world(self) -> tuple[int, int]:
+        if self.transport == "mpi":
+            return self.mpi_comm.Get_rank(), self.mpi_comm.Get_size()
+        return dist.get_rank(self.process_group), dist.get_world_size(self.process_group)
+
+    def _fingerprint(self) -> list[int]:
+        return [
+            FORMAT_VERSION, self.bits, self.bin_size or 0, DEFAULT_CONV_BIN if self.bin_size is None else 0,
+            DEFAULT_FC_BIN if self.bin_size is None else 0, self.start_iter, _POLICIES.index(self.on_nonfinite),
+            self.iter, _TRANSPORTS.index(self.transport),
+        ]
+
+    def _bins_header(self) -> tuple[int, int]:
+        if self.bin_size is None:
+            return DEFAULT_CONV_BIN, DEFAULT_FC_BIN
+        return self.bin_size, self.bin_size
+
+
+_FINGERPRINT_NAMES = (
+    "format_version", "bits", "bin_size", "conv_bin", "fc_bin", "start_iter", "on_nonfinite", "iter", "transport",
+)
+
+
+def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> list[np.ndarray]:
+    """All-gather variable-length uint8 messages; returns them in rank order."""
+    if state.transport == "mpi":
+        from mpi4py import MPI
+
+        comm = state.mpi_comm
+        sizes = np.zeros(comm.Get_size(), np.int64)
+        comm.Allgather(np.array([message.size], np.int64), sizes)
+        displs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        recv = np.empty(int(sizes.sum()), np.uint8)
+        comm.Allgatherv(message, [recv, sizes, displs, MPI.BYTE])
+        return [recv[d : d + n] for d, n in zip(displs, sizes)]
+    group = state.process_group
+    world = dist.get_world_size(group)
+    size = torch.tensor([message.size], dtype=torch.int64)
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+    dist.all_gather(sizes, size, group=group)
+    sizes = [int(s.item()) for s in sizes]
+    longest = max(sizes)  # > 0: every message carries a header
+    padded = torch.zeros(longest, dtype=torch.uint8)
+    padded[: message.size] = torch.from_numpy(message)
+    received = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
+    dist.all_gather(received, padded, group=group)
+    return [r.numpy()[:n] for r, n in zip(received, sizes)]
+
+
+def _check_config(state: AdaCompState) -> None:
+    mine = np.array(state._fingerprint(), np.int64)
+    if state.transport == "mpi":
+        everyone = state.mpi_comm.allgather(mine.tolist())
+    else:
+        t = torch.from_numpy(mine)
+        out = [torch.zeros_like(t) for _ in range(dist.get_world_size(state.process_group))]
+        dist.all_gather(out, t, group=state.process_group)
+        everyone = [o.tolist() for o in out]
+    bad = [
+        f"{name}: " + ", ".join(f"rank {r}={fp[i]}" for r, fp in enumerate(everyone))
+        for i, name in enumerate(_FINGERPRINT_NAMES)
+        if len({fp[i] for fp in everyone}) > 1
+    ]
+    if bad:
+        raise AdaCompConfigError("adlcodec ranks disagree on configuration: " + "; ".join(bad))
+    state._config_checked = True
+
+
+def _finish(result: "torch.Tensor") -> "torch.futures.Future":
+    fut = torch.futures.Future()
+    fut.set_result(result)
+    return fut
+
+
+def _grad_slots(bucket, buffer):
+    """(offset, shape) of each gradient inside the flat bucket buffer."""
+    base = buffer.storage_offset()
+    slots = []
+    for g in bucket.gradients():
+        off = g.storage_offset() - base
+        if not g.is_contiguous() or off < 0 or off + g.numel() > buffer.numel():
+            raise RuntimeError("adlcodec: unexpected DDP bucket layout (gradient is not a contiguous view)")
+        slots.append((off, tuple(g.shape)))
+    return slots
+
+
+def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Tensor]":
+    """DDP communication hook: AdaComp-compressed, rank-ordered all-gather average."""
+    if not state._iter_open:
+        state._iter_open = True
+        state._nonfinite_this_iter = False
+    if not state._config_checked:
+        _check_config(state)
+    buffer = bucket.buffer()
+    if buffer.dtype != torch.float32 or buffer.device.type != "cpu":
+        raise TypeError(f"adacomp_hook needs float32 CPU gradients, got {buffer.dtype} on {buffer.device}")
+    rank, world = state._world()
+    totals = state._totals
+    numel = buffer.numel()
+    try:
+        if state.iter < state.start_iter:
+            t0 = time.perf_counter()
+            result = buffer.clone()
+            dist.all_reduce(result, group=state.process_group)
+            result.div_(world)
+            totals["comm_s"] += time.perf_counter() - t0
+            totals["dense_bytes"] += 4 * numel
+            totals["payload_bytes"] += 4 * numel
+            return _finish(result)
+        return _finish(_compressed_exchange(state, bucket, buffer, rank, world))
+    finally:
+        if bucket.is_last():
+            state.iter += 1
+            totals["steps"] += 1
+            state._iter_open = False
+
+
+def _compressed_exchange(state, bucket, buffer, rank, world):
+    totals = state._totals
+    t0 = time.perf_counter()
+    slots = _grad_slots(bucket, buffer)
+    layout = tuple((shape, state.bin_for(shape)) for _, shape in slots)
+    digest = _layout_digest(layout)
+    index = bucket.index()
+    entry = state.residuals.get(index)
+    if entry is None or entry[0] != layout:
+        entry = (layout, [None if b is None else np.zeros(int(np.prod(s)), np.float32) for s, b in layout])
+        state.residuals[index] = entry
+    residuals = entry[1]
+    flat = buffer.detach().numpy()
+    finite = bool(torch.isfinite(buffer).all())
+    conv_bin, fc_bin = state._bins_header()
+    parts: list[bytes | np.ndarray] = []
+    new_residuals: list[np.ndarray | None] = []
+    if finite:
+        for (off, shape), (_, bin_size), res in zip(slots, layout, residuals):
+            grad = flat[off : off + int(np.prod(shape))]
+            if bin_size is None:
+                parts.append(grad.tobytes())
+                new_residuals.append(None)
+            else:
+                # Compress into a copy: the residual is committed only once we
+                # know no rank had a non-finite gradient.
+                trial = res.copy()
+                parts.append(compress(grad, trial, bin_size=bin_size, bits=state.bits))
+                new_residuals.append(trial)
+    header = _HEADER.pack(
+        _MAGIC, FORMAT_VERSION, state.bits, 0 if finite else _FLAG_NONFINITE, conv_bin, fc_bin, index,
+        len(parts), digest,
+    )
+    lengths = struct.pack(f"<{len(parts)}I", *(len(p) for p in parts))
+    message = np.frombuffer(b"".join([header, lengths] + [bytes(p) if isinstance(p, np.ndarray) else p for p in parts]), np.uint8)
+    t1 = time.perf_counter()
+    messages = _allgather_bytes(state, message)
+    t2 = time.perf_counter()
+
+    headers = [_HEADER.unpack_from(m, 0) for m in messages]
+    _check_headers(headers, rank)
+    nonfinite_ranks = [r for r, h in enumerate(headers) if h[3] & _FLAG_NONFINITE]
+    totals["dense_bytes"] += 4 * buffer.numel()
+    totals["payload_bytes"] += message.size
+    if nonfinite_ranks:
+        totals["nonfinite_steps"] += 1
+        state._nonfinite_this_iter = True
+        totals["encode_s"] += t1 - t0
+        totals["comm_s"] += t2 - t1
+        if state.on_nonfinite == "raise":
+            raise NonFiniteGradientError(
+                f"adlcodec: non-finite gradient on rank(s) {nonfinite_ranks} in bucket {index} at iteration "
+                f"{state.iter}; residuals left unchanged"
+            )
+        return torch.zeros_like(buffer)
+
+    out = np.zeros(buffer.numel(), np.float32)
+    for m, h in zip(messages, headers):  # rank order: every rank sums in the same sequence
+        count = h[7]
+        lens = struct.unpack_from(f"<{count}I", m, _HEADER.size)
+        pos = _HEADER.size + 4 * count
+        for (off, shape), (_, bin_size), n in zip(slots, layout, lens):
+            size = int(np.prod(shape))
+            target = out[off : off + size]
+            chunk = m[pos : pos + n]
+            if bin_size is None:
+                target += np.frombuffer(chunk.tobytes(), np.float32)
+            else:
+                decompress(chunk, out=target, accumulate=True)
+            pos += n
+    out /= np.float32(world)
+    t3 = time.perf_counter()
+    for res, new in zip(residuals, new_residuals):
+        if res is not None:
+            res[:] = new
+    totals["compressed_steps"] += 1 if bucket.is_last() else 0
+    totals["encode_s"] += t1 - t0
+    totals["comm_s"] += t2 - t1
+    totals["decode_s"] += t3 - t2
+    return torch.from_numpy(out).view_as(buffer)
+
+
+def _check_headers(headers, rank) -> None:
+    fields = ("magic", "format_version", "bits", None, "conv_bin", "fc_bin", "bucket_index", "tensor_count", "layout")
+    bad = []
+    for i, name in enumerate(fields):
+        if name is None or name == "tensor_count":  # count differs legitimately for a non-finite rank
+            continue
+        values = [h[i] for h in headers]
+        if len(set(values)) > 1:
+            bad.append(f"{name}: " + ", ".join(f"rank {r}={v}" for r, v in enumerate(values)))
+    if bad:
+        raise AdaCompConfigError(f"adlcodec ranks disagree (seen on rank {rank}): " + "; ".join(bad))
