@@ -37,12 +37,14 @@ inline uint64_t rice_cost(uint32_t gap, unsigned k) {
   return q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
 }
 
+inline int floor_log2(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
+
 // Picks each chunk's Rice parameter (the cheapest near log2 of the mean gap) and returns total bits.
 uint64_t plan_positions(const uint32_t* idx, uint64_t count, std::vector<uint8_t>& params) {
   params.clear();
   uint64_t total_bits = 0;
   uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
-  std::vector<uint32_t> gaps(kChunkGaps);
+  std::vector<uint32_t> gaps(kChunkGaps), sorted(kChunkGaps);
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
     uint64_t sum = 0;
@@ -51,11 +53,16 @@ uint64_t plan_positions(const uint32_t* idx, uint64_t count, std::vector<uint8_t
       prev_plus_one = idx[start + i] + 1;
       sum += gaps[i];
     }
-    const uint64_t mean = sum / len;
-    const int guess = mean ? 64 - __builtin_clzll(mean) - 1 : 0;
+    // Search near log2 of both the mean and the median gap: one huge gap (a frozen layer, a
+    // zero region) inflates the mean, and the escape code makes the median's k the cheap one.
+    std::copy(gaps.begin(), gaps.begin() + len, sorted.begin());
+    std::nth_element(sorted.begin(), sorted.begin() + len / 2, sorted.begin() + len);
+    const int from_mean = floor_log2(sum / len);
+    const int from_median = floor_log2(sorted[len / 2]);
     unsigned best_k = 0;
     uint64_t best_cost = UINT64_MAX;
-    for (int k = std::max(0, guess - 2); k <= std::min(31, guess + 2); ++k) {
+    for (int k = std::max(0, std::min(from_mean, from_median) - 2);
+         k <= std::min(31, std::max(from_mean, from_median) + 2); ++k) {
       uint64_t cost = 0;
       for (uint32_t i = 0; i < len; ++i) cost += rice_cost(gaps[i], unsigned(k));
       if (cost < best_cost) {

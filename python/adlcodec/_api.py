@@ -83,18 +83,26 @@ def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, che
     )
 
 
-def decompress(payload: Any, out: Any = None, *, accumulate: bool = False) -> Any:
+def decompress(payload: Any, out: Any = None, *, accumulate: bool = False, max_numel: int | None = None) -> Any:
     """Decode a payload to a float32 array of its original shape.
 
     With ``out`` (a float32 numpy array or CPU torch tensor with the same number of elements), the result
     is written there, or added to it with ``accumulate=True``, and ``out`` is returned. A malformed payload
     raises FormatError before anything is written.
+
+    A payload of a few dozen bytes may honestly describe a huge all-zero tensor; when payloads come from
+    untrusted peers, pass ``out`` or ``max_numel`` to bound what decoding allocates.
     """
+    payload = _as_payload(payload)
     if out is None:
         if accumulate:
             raise ValueError("accumulate=True needs an out buffer")
-        return _core.decompress(_as_payload(payload), None, False)
-    _core.decompress(_as_payload(payload), as_float32_array(out, "out"), bool(accumulate))
+        if max_numel is not None:
+            numel = _core.inspect(payload)["numel"]
+            if numel > max_numel:
+                raise FormatError(f"adlcodec payload: {numel} elements exceed max_numel={max_numel}")
+        return _core.decompress(payload, None, False)
+    _core.decompress(payload, as_float32_array(out, "out"), bool(accumulate))
     return out
 
 

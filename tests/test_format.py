@@ -1,0 +1,213 @@
+"""The wire format: golden files, the spec's own example, a second decoder, and hostile payloads."""
+
+import json
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import adlcodec
+import spec_decoder
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
+def test_golden_payloads_decode_exactly(case):
+    payload = (GOLDEN / f"{case['name']}.adl").read_bytes()
+    expected = np.load(GOLDEN / f"{case['name']}.npz")["decoded"]
+    decoded = adlcodec.decompress(payload)
+    assert decoded.shape == tuple(case["shape"])
+    assert decoded.tobytes() == expected.tobytes()
+    info = adlcodec.inspect(payload)
+    assert (info["bits"], info["bin_size"], info["version"]) == (case["bits"], case["bin_size"], 1)
+
+
+@pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
+def test_golden_inputs_encode_to_the_same_bytes(kernel, case):
+    # Encoder stability: any change here is a format decision and needs a new golden set.
+    data = np.load(GOLDEN / f"{case['name']}.npz")
+    residual = data["residual_before"].copy()
+    payload = adlcodec.compress(data["grad"], residual, bin_size=case["bin_size"], bits=case["bits"])
+    assert payload.tobytes() == (GOLDEN / f"{case['name']}.adl").read_bytes()
+    assert residual.tobytes() == data["residual_after"].tobytes()
+
+
+@pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
+def test_spec_decoder_agrees_on_golden_files(case):
+    payload = (GOLDEN / f"{case['name']}.adl").read_bytes()
+    shape, dense = spec_decoder.decode(payload)
+    assert shape == tuple(case["shape"])
+    assert dense.tobytes() == adlcodec.decompress(payload).reshape(-1).tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 3000),
+    bin_size=st.sampled_from([1, 2, 7, 50, 500]),
+    bits=st.sampled_from([1, 2, 4, 8, 16, 32]),
+    density=st.sampled_from([0.0, 0.01, 0.3, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_spec_decoder_agrees_on_random_payloads(n, bin_size, bits, density, seed):
+    rng = np.random.default_rng(seed)
+    grad = (rng.standard_normal(n) * (rng.random(n) < density)).astype(np.float32)
+    payload = adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=bin_size, bits=bits).tobytes()
+    shape, dense = spec_decoder.decode(payload)
+    assert dense.tobytes() == adlcodec.decompress(payload).reshape(-1).tobytes()
+
+
+def test_spec_example():
+    payload = adlcodec.compress(np.array([0.5, -2.0, 0.25, 4.0], np.float32), np.zeros(4, np.float32), bin_size=2, bits=1)
+    assert payload.tobytes().hex(" ") == (
+        "41 44 4c 43 01 01 01 01 02 00 00 00 02 00 00 00 00 00 40 40 02 00 00 00 "
+        "04 00 00 00 00 00 00 00 a0 00 01 16 52 ed 8a"
+    )
+
+
+def test_crc32c_check_value():
+    assert adlcodec._core.crc32c(b"123456789") == 0xE3069283 == spec_decoder.crc32c(b"123456789")
+    data = np.random.default_rng(1).integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    for cut in (0, 1, 7, 8, 9, 999, 1000):
+        assert adlcodec._core.crc32c(data[:cut]) == spec_decoder.crc32c(data[:cut])
+
+
+# --- hostile and corrupted payloads ----------------------------------------------------------------
+
+
+def sample_payload(n=3000, bits=1, seed=0):
+    grad = np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+    return adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=50, bits=bits).tobytes()
+
+
+def assert_rejected_untouched(payload, match=None):
+    out = np.full(3000, 42.0, np.float32)
+    with pytest.raises(adlcodec.FormatError, match=match):
+        adlcodec.decompress(payload, out, accumulate=True)
+    assert np.all(out == 42.0), "a rejected payload must not write anything"
+    with pytest.raises(adlcodec.FormatError):
+        adlcodec.decompress(payload)
+
+
+@pytest.mark.parametrize("bits", [1, 8, 16, 32])
+def test_every_single_bit_flip_is_rejected(bits):
+    payload = bytearray(sample_payload(n=300, bits=bits))
+    out = np.full(300, 42.0, np.float32)
+    for bit in range(8 * len(payload)):
+        payload[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(adlcodec.FormatError):
+            adlcodec.decompress(bytes(payload), out, accumulate=True)
+        payload[bit // 8] ^= 1 << (bit % 8)
+    assert np.all(out == 42.0)
+    adlcodec.decompress(bytes(payload))  # restored: valid again
+
+
+def test_every_truncation_and_extension_is_rejected():
+    payload = sample_payload()
+    for cut in range(len(payload)):
+        with pytest.raises(adlcodec.FormatError):
+            adlcodec.decompress(payload[:cut])
+    with pytest.raises(adlcodec.FormatError):
+        adlcodec.decompress(payload + b"\0")
+
+
+def test_max_numel_bounds_allocation_for_untrusted_payloads():
+    huge = reseal(header(ndim=2, shape=(2**16, 2**15)))  # 28 bytes describing 2^31 zeros
+    assert adlcodec.inspect(huge)["numel"] == 2**31
+    with pytest.raises(adlcodec.FormatError, match="exceed max_numel"):
+        adlcodec.decompress(huge, max_numel=10**6)
+    small = sample_payload()
+    assert adlcodec.decompress(small, max_numel=3000).size == 3000
+
+
+def test_inspect_rejects_what_decompress_rejects():
+    payload = bytearray(sample_payload())
+    payload[-1] ^= 0x80
+    with pytest.raises(adlcodec.FormatError, match="checksum"):
+        adlcodec.inspect(bytes(payload))
+    with pytest.raises(adlcodec.FormatError, match="magic"):
+        adlcodec.inspect(b"PK\x03\x04" + bytes(40))
+
+
+def reseal(body: bytes) -> bytes:
+    """A forged payload: arbitrary header and sections, with a correct checksum."""
+    return body + struct.pack("<I", adlcodec._core.crc32c(body))
+
+
+def header(bits=1, ndim=1, bin_size=50, selected=0, scale=0.0, positions=0, shape=(3000,), version=1, dtype=1):
+    return (
+        b"ADLC"
+        + bytes([version, dtype, bits, ndim])
+        + struct.pack("<IIfI", bin_size, selected, scale, positions)
+        + struct.pack(f"<{len(shape)}Q", *shape)
+    )
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        (header(version=2), "unsupported format version 2"),
+        (header(dtype=3), "unknown dtype"),
+        (header(bits=3), "invalid bit width"),
+        (header(ndim=33, shape=(1,) * 33), "too many dimensions"),
+        (header(bin_size=0), "bin size 0"),
+        (header(ndim=2, shape=(2**32, 2**32)), "2\\^32-1"),
+        (header(ndim=2, shape=(2**31, 4)), "2\\^32-1"),
+        (header(selected=3001, positions=400) + bytes(400 + 376), "selected count exceeds the number"),
+        (header(selected=100, positions=1, scale=1.0) + bytes(1 + 13), "position section can hold"),
+        (header(selected=0, positions=4) + bytes(4), "does not match the selected count"),
+        (header(selected=2, positions=1, scale=1.0) + bytes(1), "size mismatch"),
+        (header(selected=1, positions=1, scale=0.0) + bytes(2), "scale must be positive"),
+        (header(selected=1, positions=1, scale=float("nan")) + bytes(2), "scale must be positive"),
+        (header(selected=1, positions=1, scale=-1.0) + bytes(2), "scale must be positive"),
+        (header(scale=1.0), "scale must be 0"),
+        (header(bits=32, selected=1, positions=1, scale=2.0) + bytes(5), "scale must be 0"),
+        # positions: k=0 then 24 ones -> escape with a raw gap far past the end
+        (header(selected=1, positions=8, scale=1.0) + (((1 << 56) - 1) << 5).to_bytes(8, "little") + bytes(1), "outside the tensor"),
+        # one gap of 0 needs 6 bits, but 2 bytes are declared: a whole unused byte
+        (header(selected=1, positions=2, scale=1.0) + bytes(3), "trailing bytes"),
+        # position padding bits set
+        (header(selected=1, positions=1, scale=1.0) + b"\x80" + b"\x00", "padding is not zero"),
+        # value padding bits set (one sign bit used, bit 7 set)
+        (header(selected=1, positions=1, scale=1.0) + b"\x00" + b"\x80", "value section padding"),
+        # k=31 with a 2-bit unary prefix runs past the section
+        (header(selected=1, positions=1, scale=1.0) + b"\x1f" + b"\x00", "truncated"),
+        (header(bits=16, selected=1, positions=1) + b"\x00" + struct.pack("<H", 0x7C00), "non-finite half"),
+        (header(bits=32, selected=1, positions=1) + b"\x00" + struct.pack("<f", float("inf")), "non-finite value"),
+    ],
+)
+def test_forged_payloads_with_valid_checksums_are_rejected(body, match):
+    assert_rejected_untouched(reseal(body), match)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_random_bytes_never_crash(data):
+    for candidate in (data, reseal(data), reseal(b"ADLC\x01\x01" + data)):
+        try:
+            dense = adlcodec.decompress(candidate, max_numel=1 << 20)
+        except adlcodec.FormatError:
+            continue
+        assert np.all(np.isfinite(dense))
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4))
+def test_resealed_mutations_decode_or_fail_cleanly(seed, edits):
+    payload = bytearray(sample_payload(n=500, bits=[1, 4, 16][seed % 3], seed=seed))
+    for offset, value in edits:
+        payload[offset % (len(payload) - 4)] = value
+    forged = reseal(bytes(payload[:-4]))
+    try:
+        ours = adlcodec.decompress(forged, max_numel=1 << 20)
+    except adlcodec.FormatError:
+        with pytest.raises(spec_decoder.SpecError):
+            spec_decoder.decode(forged, max_numel=1 << 20)
+        return
+    # Whatever one decoder accepts, the other accepts with the same floats.
+    shape, theirs = spec_decoder.decode(forged, max_numel=1 << 20)
+    assert ours.reshape(-1).tobytes() == theirs.tobytes()
