@@ -235,6 +235,7 @@ Parsed parse(const uint8_t* data, size_t size) {
   for (unsigned d = 0; d < ndim; ++d) {
     const uint64_t extent = get_u64(data + kFixedHeaderBytes + 8 * d);
     info.shape.push_back(extent);
+    if (extent > kMaxNumel) throw FormatError(fmt_error("shape extent larger than 2^32-1"));
     if (extent != 0 && info.numel > kMaxNumel / extent)
       throw FormatError(fmt_error("shape has more than 2^32-1 elements"));
     info.numel *= extent;
@@ -322,6 +323,7 @@ std::vector<uint8_t> encode(const float* grad, float* residual, uint64_t numel, 
   if (ndim < 0 || ndim > kMaxDims) throw ArgumentError("at most 32 dimensions are supported");
   uint64_t product = 1;
   for (int d = 0; d < ndim; ++d) {
+    if (dims[d] > kMaxNumel) throw ArgumentError("a shape extent is larger than 2^32-1");
     if (dims[d] != 0 && product > kMaxNumel / dims[d]) throw ArgumentError("tensor has more than 2^32-1 elements");
     product *= dims[d];
   }

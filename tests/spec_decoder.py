@@ -59,7 +59,7 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
     numel = int(np.prod(shape, dtype=object)) if ndim else 1
     if max_numel is not None and numel > max_numel:
         raise SpecError("larger than max_numel")
-    if numel > 2**32 - 1 or k > numel or k > 8 * P or (k == 0) != (P == 0):
+    if any(extent > 2**32 - 1 for extent in shape) or numel > 2**32 - 1 or k > numel or k > 8 * P or (k == 0) != (P == 0):
         raise SpecError("counts")
     V = (k * bits + 7) // 8
     header = 24 + 8 * ndim

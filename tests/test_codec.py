@@ -291,3 +291,9 @@ def test_kernels_release_the_gil():
     payload = adlcodec.compress(grad, residual, bits=32, bin_size=1)
     out = np.empty(n, np.float32)
     assert _runs_python_during(lambda: adlcodec.decompress(payload, out))
+
+
+def test_shape_extent_beyond_the_format_is_rejected():
+    empty_but_wide = np.zeros((0, 2**33), np.float32)
+    with pytest.raises(ValueError, match="extent is larger than 2\\^32-1"):
+        adlcodec.compress(empty_but_wide, np.zeros((0, 2**33), np.float32))

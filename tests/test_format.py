@@ -157,6 +157,7 @@ def header(bits=1, ndim=1, bin_size=50, selected=0, scale=0.0, positions=0, shap
         (header(bin_size=0), "bin size 0"),
         (header(ndim=2, shape=(2**32, 2**32)), "2\\^32-1"),
         (header(ndim=2, shape=(2**31, 4)), "2\\^32-1"),
+        (header(ndim=2, shape=(0, 2**40)), "extent larger than 2\\^32-1"),
         (header(selected=3001, positions=400) + bytes(400 + 376), "selected count exceeds the number"),
         (header(selected=100, positions=1, scale=1.0) + bytes(1 + 13), "position section can hold"),
         (header(selected=0, positions=4) + bytes(4), "does not match the selected count"),

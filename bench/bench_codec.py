@@ -1,0 +1,124 @@
+"""Codec speed and size, each next to its baseline in the same run.
+
+    pytest bench/bench_codec.py --benchmark-json=bench/results/codec.json
+    python bench/report.py bench/results/codec.json > bench/results/codec.md
+
+Groups put adlcodec beside: encode vs `np.add(r, g, out=r)` (the memory traffic floor: read g and r,
+write r) and vs a torch-vectorized implementation of the same algorithm; decode vs `out.fill(0)`.
+Everything runs on one thread (torch.set_num_threads(1)), as the codec does.
+ADLCODEC_BENCH_SIZES (default "1M,16M") picks the tensor sizes.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import adlcodec
+from reference import information_bound_bits  # tests/reference.py
+
+SIZES = {"1M": 1 << 20, "16M": 1 << 24, "64K": 1 << 16}
+SIZE_NAMES = os.environ.get("ADLCODEC_BENCH_SIZES", "1M,16M").split(",")
+BINS = (50, 500)
+BITS = (1, 8, 32)
+STEADY_STATE_STEPS = 30
+
+
+def steady_state(n, bin_size, bits, seed=0, steps=5):
+    """A gradient and a residual as they look after some steps of training with N(0,1) gradients."""
+    rng = np.random.default_rng(seed)
+    residual = np.zeros(n, np.float32)
+    for _ in range(steps):
+        adlcodec.compress(rng.standard_normal(n, dtype=np.float32), residual, bin_size=bin_size, bits=bits)
+    return rng.standard_normal(n, dtype=np.float32), residual
+
+
+_cache = {}
+
+
+def case(size_name, bin_size, bits):
+    key = (size_name, bin_size, bits)
+    if key not in _cache:
+        _cache.clear()  # keep one 16M case alive at a time
+        _cache[key] = steady_state(SIZES[size_name], bin_size, bits)
+    return _cache[key]
+
+
+params = pytest.mark.parametrize(
+    "size_name,bin_size,bits",
+    [(s, b, q) for s in SIZE_NAMES for b in BINS for q in BITS],
+)
+
+
+def group(kind, size_name, bin_size, bits):
+    return f"{kind} n={size_name} bin={bin_size} bits={bits}"
+
+
+@params
+@pytest.mark.parametrize("impl", ["np.add"] + [f"adlcodec-{k}" for k in adlcodec.available_kernels()] + ["adlcodec-nocheck", "torch"])
+def test_encode(benchmark, impl, size_name, bin_size, bits):
+    grad, residual0 = case(size_name, bin_size, bits)
+    residual = residual0.copy()
+    benchmark.group = group("encode", size_name, bin_size, bits)
+    benchmark.extra_info.update(n=grad.size, bin_size=bin_size, bits=bits, impl=impl)
+    if impl == "np.add":
+        benchmark(np.add, residual, grad, out=residual)
+    elif impl == "torch":
+        torch = pytest.importorskip("torch")
+        torch.set_num_threads(1)
+        from torch_reference import torch_adacomp_step
+
+        g, r = torch.from_numpy(grad), torch.from_numpy(residual)
+        benchmark(torch_adacomp_step, g, r, bin_size, bits)
+    else:
+        name = impl.split("-", 1)[1]
+        check = name != "nocheck"
+        kernel = adlcodec.available_kernels()[-1] if name == "nocheck" else name
+        with adlcodec.use_kernel(kernel):
+            payload = benchmark(adlcodec.compress, grad, residual, bin_size=bin_size, bits=bits, check_finite=check)
+        benchmark.extra_info.update(selected=adlcodec.inspect(payload)["selected"], nbytes=int(payload.size))
+
+
+@params
+@pytest.mark.parametrize("impl", ["fill", "adlcodec"])
+def test_decode(benchmark, impl, size_name, bin_size, bits):
+    grad, residual = case(size_name, bin_size, bits)
+    payload = adlcodec.compress(grad, residual.copy(), bin_size=bin_size, bits=bits)
+    out = np.empty(grad.size, np.float32)
+    benchmark.group = group("decode", size_name, bin_size, bits)
+    benchmark.extra_info.update(n=grad.size, bin_size=bin_size, bits=bits, impl=impl, nbytes=int(payload.size))
+    if impl == "fill":
+        benchmark(out.fill, 0)
+    else:
+        benchmark(adlcodec.decompress, payload, out)
+
+
+@pytest.mark.parametrize("bin_size", BINS)
+@pytest.mark.parametrize("bits", BITS)
+def test_payload_size_vs_information_bound(benchmark, bin_size, bits):
+    """30 steps of fresh N(0,1) gradients into one residual, n = 10^6: payload bytes / bound."""
+    n = 10**6
+    rng = np.random.default_rng(7)
+    residual = np.zeros(n, np.float32)
+    ratios = []
+    for _ in range(STEADY_STATE_STEPS):
+        payload = adlcodec.compress(rng.standard_normal(n, dtype=np.float32), residual, bin_size=bin_size, bits=bits)
+        info = adlcodec.inspect(payload)
+        ratios.append(8 * info["nbytes"] / information_bound_bits(n, info["selected"], bits))
+    grad = rng.standard_normal(n, dtype=np.float32)
+    payload = benchmark.pedantic(
+        adlcodec.compress, args=(grad, residual.copy()), kwargs=dict(bin_size=bin_size, bits=bits), rounds=1
+    )
+    info = adlcodec.inspect(payload)
+    final = 8 * info["nbytes"] / information_bound_bits(n, info["selected"], bits)
+    benchmark.group = "payload size vs information bound (n=1e6, step 31)"
+    benchmark.extra_info.update(
+        bin_size=bin_size,
+        bits=bits,
+        density=info["selected"] / n,
+        nbytes=info["nbytes"],
+        ratio_to_bound=final,
+        worst_ratio_over_steps=max(ratios),
+        compression_ratio=info["ratio"],
+    )
+    assert final <= 1.10 and max(ratios) <= 1.10

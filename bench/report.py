@@ -1,0 +1,49 @@
+"""Turns a pytest-benchmark JSON of bench_codec.py into the markdown tables README quotes."""
+
+import json
+import sys
+from collections import defaultdict
+
+
+def main(path):
+    data = json.load(open(path))
+    groups = defaultdict(dict)
+    sizes = []
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        if "ratio_to_bound" in info:
+            sizes.append(info)
+            continue
+        groups[b["group"]][info["impl"]] = (b["stats"]["median"], info)
+    print(f"Machine: {data['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
+          f"{data['machine_info'].get('python_implementation')} {data['machine_info'].get('python_version')}\n")
+    print("| operation | n | bin | bits | baseline ms | adlcodec ms (best kernel) | × baseline | scalar × baseline | no-check × baseline | torch ms | torch / adlcodec |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in sorted(groups, key=lambda g: (g.split()[0], g)):
+        impls = groups[name]
+        kind = name.split()[0]
+        base_name = "np.add" if kind == "encode" else "fill"
+        if base_name not in impls:
+            continue
+        base, info = impls[base_name]
+        kernels = [k for k in impls if k.startswith("adlcodec-") and k != "adlcodec-nocheck"]
+        best_name = "adlcodec" if kind == "decode" else kernels[-1]
+        best = impls[best_name][0]
+        scalar = impls.get("adlcodec-scalar", (float("nan"),))[0]
+        nocheck = impls.get("adlcodec-nocheck", (float("nan"),))[0]
+        torch_t = impls.get("torch", (float("nan"),))[0]
+        n = info["n"]
+        size = f"{n >> 20}M" if n >= 1 << 20 else str(n)
+        fmt = lambda x: "–" if x != x else f"{x:.2f}"
+        print(f"| {kind} ({best_name}) | {size} | {info['bin_size']} | {info['bits']} | {base*1e3:.2f} | {best*1e3:.2f} | "
+              f"{best/base:.2f} | {fmt(scalar/base)} | {fmt(nocheck/base)} | {fmt(torch_t*1e3)} | {fmt(torch_t/best)} |")
+    if sizes:
+        print("\n| bin | bits | density | payload bytes | × information bound (step 31) | worst × bound, steps 1–30 | compression ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for s in sorted(sizes, key=lambda s: (s["bin_size"], s["bits"])):
+            print(f"| {s['bin_size']} | {s['bits']} | {s['density']:.4f} | {s['nbytes']} | {s['ratio_to_bound']:.4f} | "
+                  f"{s['worst_ratio_over_steps']:.4f} | {s['compression_ratio']:.1f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
