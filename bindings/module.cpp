@@ -50,10 +50,11 @@ bool overlaps(const py::array& a, const py::array& b) {
   return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
 }
 
-py::array_t<uint8_t> to_numpy(std::vector<uint8_t>&& bytes) {
-  auto* owned = new std::vector<uint8_t>(std::move(bytes));
-  py::capsule release(owned, [](void* p) { delete static_cast<std::vector<uint8_t>*>(p); });
-  return py::array_t<uint8_t>(static_cast<py::ssize_t>(owned->size()), owned->data(), release);
+py::array_t<uint8_t> to_numpy(adlcodec::Payload&& payload) {
+  const auto size = static_cast<py::ssize_t>(payload.size);
+  uint8_t* bytes = payload.bytes.release();
+  py::capsule release(bytes, [](void* p) { delete[] static_cast<uint8_t*>(p); });
+  return py::array_t<uint8_t>(size, bytes, release);
 }
 
 py::array_t<uint8_t> compress(const py::array& grad, py::array& residual, int64_t bin_size, int bits,
@@ -78,7 +79,7 @@ py::array_t<uint8_t> compress(const py::array& grad, py::array& residual, int64_
   const auto* g = static_cast<const float*>(grad.data());
   auto* r = static_cast<float*>(residual.mutable_data());
   const auto numel = static_cast<uint64_t>(grad.size());
-  std::vector<uint8_t> payload;
+  adlcodec::Payload payload;
   {
     py::gil_scoped_release release;
     payload = adlcodec::encode(g, r, numel, dims.data(), static_cast<int>(dims.size()), options);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,10 +38,17 @@ struct EncodeOptions {
 
 bool is_valid_bits(int bits);
 
+// An encoded payload. Owns its bytes; not zero-initialized before the encoder fills every byte.
+struct Payload {
+  std::unique_ptr<uint8_t[]> bytes;
+  size_t size = 0;
+  const uint8_t* data() const { return bytes.get(); }
+};
+
 // Compresses `grad` with error feedback in `residual` (both `numel` floats, updated in place).
 // `dims` describes the tensor's shape for the receiver; their product must equal numel.
-std::vector<uint8_t> encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims,
-                            int ndim, const EncodeOptions& options);
+Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims, int ndim,
+               const EncodeOptions& options);
 
 struct PayloadInfo {
   uint8_t version = 0;

@@ -17,32 +17,40 @@ inline uint64_t get_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); r
 inline uint32_t float_bits(float f) { uint32_t v; std::memcpy(&v, &f, 4); return v; }
 inline float bits_float(uint32_t v) { float f; std::memcpy(&f, &v, 4); return f; }
 
-// Writes into a region whose exact size the caller computed beforehand.
+// Writes into a region whose exact size the caller computed beforehand, plus 8 bytes of slack:
+// every put stores a whole 64-bit word and advances by the bytes completed, so there is no
+// data-dependent branch (the bit lengths of Rice codes are irregular).
 class BitWriter {
  public:
-  explicit BitWriter(uint8_t* dst) : dst_(dst) {}
-  // value < 2^count, count <= 32
+  static constexpr size_t kSlackBytes = 8;
+  explicit BitWriter(uint8_t* dst) : dst_(dst), origin_(dst) {}
+  // Continue in a moved buffer: `base` is where byte 0 of the stream now lives.
+  void rebase(uint8_t* base) {
+    dst_ = base + (dst_ - origin_);
+    origin_ = base;
+  }
+  // value < 2^count, count <= 56
   void put(uint64_t value, unsigned count) {
     acc_ |= value << filled_;
     filled_ += count;
-    if (filled_ >= 32) {
-      put_u32(dst_, static_cast<uint32_t>(acc_));
-      dst_ += 4;
-      acc_ >>= 32;
-      filled_ -= 32;
-    }
+    put_u64(dst_, acc_);
+    const unsigned whole_bytes = filled_ >> 3;
+    dst_ += whole_bytes;
+    acc_ >>= 8 * whole_bytes;  // filled_ <= 63 here, so at most 56
+    filled_ &= 7;
   }
-  // Zero-pads the last byte.
+  // The last partial byte, zero-padded, was stored by the last put.
   void finish() {
-    while (filled_ > 0) {
+    if (filled_) {
       *dst_++ = static_cast<uint8_t>(acc_);
-      acc_ >>= 8;
-      filled_ = filled_ > 8 ? filled_ - 8 : 0;
+      acc_ = 0;
+      filled_ = 0;
     }
   }
 
  private:
   uint8_t* dst_;
+  uint8_t* origin_;
   uint64_t acc_ = 0;
   unsigned filled_ = 0;
 };

@@ -23,73 +23,102 @@ constexpr unsigned kRiceParamBits = 5;
 constexpr unsigned kEscapeOnes = 24;   // a quotient this large is sent as the raw gap instead
 constexpr unsigned kEscapeRawBits = 32;
 
-// Elements per call into the kernel: a whole number of bins, small enough to keep scratch growth tight.
-constexpr uint64_t kSelectChunkElements = 1 << 16;
+// Elements per analysis call: a whole number of bins, small enough to keep scratch growth tight.
+constexpr uint64_t kAnalyzeChunkElements = 1 << 14;
+// Elements per residual-update step: g and r of a step fit in a 32 KiB L1 data cache.
+constexpr uint64_t kApplyChunkElements = 2048;
 
 std::string fmt_error(const std::string& what) { return "adlcodec payload: " + what; }
 
 uint64_t value_section_bytes(uint64_t selected, int bits) { return (selected * uint64_t(bits) + 7) / 8; }
 
-// --- Positions ---------------------------------------------------------------------------------
+// Scratch that grows by whole kernel chunks; uninitialized on purpose.
+template <typename T>
+class Scratch {
+ public:
+  T* reserve_more(uint64_t used, uint64_t extra) {
+    if (used + extra > capacity_) {
+      const uint64_t capacity = std::max<uint64_t>(used + extra, capacity_ * 2);
+      std::unique_ptr<T[]> grown(new T[capacity]);
+      if (used) std::memcpy(grown.get(), data_.get(), used * sizeof(T));
+      data_ = std::move(grown);
+      capacity_ = capacity;
+    }
+    return data_.get() + used;
+  }
+  const T* data() const { return data_.get(); }
 
-inline uint64_t rice_cost(uint32_t gap, unsigned k) {
-  const uint64_t q = uint64_t(gap) >> k;
-  return q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
-}
+ private:
+  std::unique_ptr<T[]> data_;
+  uint64_t capacity_ = 0;
+};
+
+// --- Positions ---------------------------------------------------------------------------------
 
 inline int floor_log2(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
 
-// Picks each chunk's Rice parameter (the cheapest near log2 of the mean gap) and returns total bits.
-uint64_t plan_positions(const uint32_t* idx, uint64_t count, std::vector<uint8_t>& params) {
-  params.clear();
+// Bits of a chunk coded with parameter k; branch-free 32-bit arithmetic so the compiler vectorizes it.
+uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
+  uint32_t cost = 0;
+  for (uint32_t i = 0; i < len; ++i) {
+    const uint32_t q = gaps[i] >> k;
+    cost += q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
+  }
+  return cost;
+}
+
+// Rice-codes the gaps of idx[0..count) into `stream`, choosing each chunk's parameter, and returns the
+// number of bytes written. Candidates are floor(log2) of the mean gap and of the mean without the
+// largest gap, each +-1: a geometric gap's best k is floor(log2 mean) or the one below, and one
+// huge gap (a frozen layer, a zero region) would otherwise drag k up for the whole chunk although
+// the escape code already covers it.
+size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& stream) {
   uint64_t total_bits = 0;
   uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
-  std::vector<uint32_t> gaps(kChunkGaps), sorted(kChunkGaps);
+  uint32_t gaps[kChunkGaps];
+  // A chunk costs at most 5 + 128 * 56 bits; keep that much room (plus the writer's 4-byte stores).
+  constexpr uint64_t kChunkRoom = (kRiceParamBits + kChunkGaps * (kEscapeOnes + kEscapeRawBits)) / 8 + 8;
+  BitWriter out(stream.reserve_more(0, kChunkRoom));
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
     uint64_t sum = 0;
+    uint32_t largest = 0;
     for (uint32_t i = 0; i < len; ++i) {
       gaps[i] = idx[start + i] - prev_plus_one;
       prev_plus_one = idx[start + i] + 1;
       sum += gaps[i];
+      largest = std::max(largest, gaps[i]);
     }
-    // Search near log2 of both the mean and the median gap: one huge gap (a frozen layer, a
-    // zero region) inflates the mean, and the escape code makes the median's k the cheap one.
-    std::copy(gaps.begin(), gaps.begin() + len, sorted.begin());
-    std::nth_element(sorted.begin(), sorted.begin() + len / 2, sorted.begin() + len);
     const int from_mean = floor_log2(sum / len);
-    const int from_median = floor_log2(sorted[len / 2]);
-    unsigned best_k = 0;
-    uint64_t best_cost = UINT64_MAX;
-    for (int k = std::max(0, std::min(from_mean, from_median) - 2);
-         k <= std::min(31, std::max(from_mean, from_median) + 2); ++k) {
-      uint64_t cost = 0;
-      for (uint32_t i = 0; i < len; ++i) cost += rice_cost(gaps[i], unsigned(k));
+    const int from_rest = len > 1 ? floor_log2((sum - largest) / (len - 1)) : from_mean;
+    unsigned k = 0;
+    uint32_t best_cost = UINT32_MAX;
+    for (int candidate = std::max(0, std::min(from_mean, from_rest) - 1);
+         candidate <= std::min(31, std::max(from_mean, from_rest) + 1); ++candidate) {
+      const uint32_t cost = chunk_cost(gaps, len, unsigned(candidate));
       if (cost < best_cost) {
         best_cost = cost;
-        best_k = unsigned(k);
+        k = unsigned(candidate);
       }
     }
-    params.push_back(static_cast<uint8_t>(best_k));
+    const uint64_t written = total_bits / 8;
+    out.rebase(stream.reserve_more(written, kChunkRoom + 8) - written);
     total_bits += kRiceParamBits + best_cost;
-  }
-  return total_bits;
-}
 
-void write_positions(const uint32_t* idx, uint64_t count, const std::vector<uint8_t>& params, uint8_t* dst) {
-  BitWriter out(dst);
-  uint32_t prev_plus_one = 0;
-  for (uint64_t start = 0, chunk = 0; start < count; start += kChunkGaps, ++chunk) {
-    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
-    const unsigned k = params[chunk];
     out.put(k, kRiceParamBits);
     for (uint32_t i = 0; i < len; ++i) {
-      const uint32_t gap = idx[start + i] - prev_plus_one;
-      prev_plus_one = idx[start + i] + 1;
+      const uint32_t gap = gaps[i];
       const uint32_t q = gap >> k;
       if (q < kEscapeOnes) {
-        out.put((uint64_t(1) << q) - 1, q + 1);  // q ones, then a zero
-        if (k) out.put(gap & ((uint64_t(1) << k) - 1), k);
+        // q ones, a zero, then the low k bits; one call when it fits in 32 bits (nearly always)
+        const uint64_t unary = (uint64_t(1) << q) - 1;
+        const uint64_t low = gap & ((uint64_t(1) << k) - 1);
+        if (q + 1 + k <= 32) {
+          out.put(unary | (low << (q + 1)), q + 1 + k);
+        } else {
+          out.put(unary, q + 1);
+          out.put(low, k);
+        }
       } else {
         out.put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
         out.put(gap, kEscapeRawBits);
@@ -97,6 +126,7 @@ void write_positions(const uint32_t* idx, uint64_t count, const std::vector<uint
     }
   }
   out.finish();
+  return static_cast<size_t>((total_bits + 7) / 8);
 }
 
 // Fills idx[0..count) or throws; never reads outside [src, src + nbytes).
@@ -137,7 +167,8 @@ void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t 
 
 inline float level_fraction(uint32_t m, int bits) {
   // (m + 1) / 2^(bits-1) is a dyadic rational: exact in float32, and it keeps s * fraction <= s.
-  return static_cast<float>(m + 1) / static_cast<float>(1u << (bits - 1));
+  // Multiplying by the power-of-two reciprocal is exact too, and cheaper than dividing.
+  return static_cast<float>(m + 1) * (1.0f / static_cast<float>(1u << (bits - 1)));
 }
 
 inline uint32_t nearest_level(float magnitude, float scale, int bits) {
@@ -148,50 +179,85 @@ inline uint32_t nearest_level(float magnitude, float scale, int bits) {
   return static_cast<uint32_t>(y) - 1u;
 }
 
-// Quantizes the selected G (held in residual[idx]) into `values`, leaving residual[idx] = G - sent.
-float quantize(float* residual, const uint32_t* idx, uint64_t count, int bits, uint8_t* values) {
+float selection_scale(const float* selected_values, uint64_t count, int bits) {
   float scale = 0.0f;
-  if (count == 0) return scale;
+  if (count == 0 || bits > 8) return scale;
   if (bits == 1) {
     double sum = 0.0;  // index order, in double: the same sum on every target
-    for (uint64_t i = 0; i < count; ++i) sum += std::fabs(static_cast<double>(residual[idx[i]]));
-    scale = static_cast<float>(sum / static_cast<double>(count));
-  } else if (bits <= 8) {
-    for (uint64_t i = 0; i < count; ++i) scale = std::max(scale, std::fabs(residual[idx[i]]));
+    for (uint64_t i = 0; i < count; ++i) sum += std::fabs(static_cast<double>(selected_values[i]));
+    return static_cast<float>(sum / static_cast<double>(count));
+  }
+  // Max is order-free, so four running maxima shorten the dependency chain.
+  float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  uint64_t i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int j = 0; j < 4; ++j) {
+      const float a = std::fabs(selected_values[i + j]);
+      m[j] = a > m[j] ? a : m[j];
+    }
+  for (; i < count; ++i) {
+    const float a = std::fabs(selected_values[i]);
+    m[0] = a > m[0] ? a : m[0];
+  }
+  const float m01 = m[0] > m[1] ? m[0] : m[1], m23 = m[2] > m[3] ? m[2] : m[3];
+  scale = m01 > m23 ? m01 : m23;
+  return scale;
+}
+
+// Appends the code of each selected G to the value section and returns what the receiver decodes.
+// One instantiation per bit width keeps the per-element loop free of width checks.
+template <int Bits>
+class ValueWriter {
+ public:
+  ValueWriter(float scale, uint8_t* dst) : scale_(scale), dst_(dst), stream_(dst) {}
+
+  float put(float G) {
+    if constexpr (Bits == 16) {
+      const uint16_t h = float_to_half(G);
+      put_u16(dst_, h);
+      dst_ += 2;
+      return half_to_float(h);
+    } else if constexpr (Bits == 32) {
+      put_u32(dst_, float_bits(G));
+      dst_ += 4;
+      return G;
+    } else {
+      // Signs are random: bit operations instead of a branch that mispredicts half the time.
+      const uint32_t sign = float_bits(G) & 0x80000000u;
+      uint32_t code = sign >> 31;
+      float magnitude = scale_;
+      if constexpr (Bits > 1) {
+        const uint32_t m = nearest_level(std::fabs(G), scale_, Bits);
+        code = (code << unsigned(Bits - 1)) | m;
+        magnitude = scale_ * level_fraction(m, Bits);
+      }
+      stream_.put(code, unsigned(Bits));
+      return bits_float(float_bits(magnitude) | sign);
+    }
+  }
+  void finish() {
+    if constexpr (Bits <= 8) stream_.finish();
   }
 
-  if (bits == 16) {
-    for (uint64_t i = 0; i < count; ++i) {
-      float& r = residual[idx[i]];
-      const uint16_t h = float_to_half(r);
-      put_u16(values + 2 * i, h);
-      r = r - half_to_float(h);
-    }
-  } else if (bits == 32) {
-    for (uint64_t i = 0; i < count; ++i) {
-      float& r = residual[idx[i]];
-      put_u32(values + 4 * i, float_bits(r));
-      r = 0.0f;  // G - G
-    }
-  } else {
-    BitWriter out(values);
-    const unsigned sign_shift = unsigned(bits - 1);
-    for (uint64_t i = 0; i < count; ++i) {
-      float& r = residual[idx[i]];
-      const bool negative = std::signbit(r);
-      uint32_t code = negative ? 1u : 0u;
-      float magnitude = scale;
-      if (bits > 1) {
-        const uint32_t m = nearest_level(std::fabs(r), scale, bits);
-        code = (code << sign_shift) | m;
-        magnitude = scale * level_fraction(m, bits);
-      }
-      out.put(code, unsigned(bits));
-      r = r - (negative ? -magnitude : magnitude);
-    }
-    out.finish();
+ private:
+  float scale_;
+  uint8_t* dst_;
+  BitWriter stream_;
+};
+
+// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback), while
+// the codes go to the value section in index order.
+template <int Bits>
+void update_residual(const Kernel& kernel, const float* grad, float* residual, uint64_t numel,
+                     const uint32_t* idx, const float* G, uint64_t selected, float scale, uint8_t* values) {
+  ValueWriter<Bits> writer(scale, values);
+  uint64_t next = 0;
+  for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+    const uint64_t end = std::min(numel, start + kApplyChunkElements);
+    kernel.accumulate(grad + start, residual + start, end - start);
+    for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - writer.put(G[next]);
   }
-  return scale;
+  writer.finish();
 }
 
 // --- Header ----------------------------------------------------------------------------------------
@@ -268,46 +334,33 @@ Parsed parse(const uint8_t* data, size_t size) {
   return p;
 }
 
+struct NonFiniteScan {
+  uint64_t count = 0;
+  uint64_t first = 0;
+};
+
 std::string count_message(const char* what, const NonFiniteScan& scan) {
   return std::string(what) + " has " + std::to_string(scan.count) + " non-finite value" +
          (scan.count == 1 ? "" : "s") + " (first at index " + std::to_string(scan.first) + ")";
 }
 
-[[noreturn]] void throw_nonfinite(const float* grad, const float* residual, uint64_t numel, const NonFiniteScan& sums) {
+[[noreturn]] void throw_nonfinite(const float* grad, const float* residual, uint64_t numel) {
   // Slow path, only on error: say which input is at fault.
-  NonFiniteScan in_grad, in_residual;
+  NonFiniteScan in_grad, in_residual, in_sums;
   for (uint64_t i = 0; i < numel; ++i) {
     if (!std::isfinite(grad[i]) && in_grad.count++ == 0) in_grad.first = i;
     if (!std::isfinite(residual[i]) && in_residual.count++ == 0) in_residual.first = i;
+    const float G = residual[i] + grad[i];
+    if (!std::isfinite(G + grad[i]) && in_sums.count++ == 0) in_sums.first = i;
   }
   std::string message;
   if (in_grad.count) message = count_message("grad", in_grad);
   if (in_residual.count) message += (message.empty() ? "" : "; ") + count_message("residual", in_residual);
   if (message.empty())
-    message = "residual + 2*grad overflows float32 at " + std::to_string(sums.count) + " element" +
-              (sums.count == 1 ? "" : "s") + " (first at index " + std::to_string(sums.first) + ")";
+    message = "residual + 2*grad overflows float32 at " + std::to_string(in_sums.count) + " element" +
+              (in_sums.count == 1 ? "" : "s") + " (first at index " + std::to_string(in_sums.first) + ")";
   throw ArgumentError(message + "; the residual was left unchanged");
 }
-
-// Scratch for selected indices that grows by whole kernel chunks; uninitialized on purpose.
-class IndexBuffer {
- public:
-  uint32_t* reserve_more(uint64_t used, uint64_t extra) {
-    if (used + extra > capacity_) {
-      const uint64_t capacity = std::max<uint64_t>(used + extra, capacity_ * 2);
-      std::unique_ptr<uint32_t[]> grown(new uint32_t[capacity]);
-      if (used) std::memcpy(grown.get(), data_.get(), used * sizeof(uint32_t));
-      data_ = std::move(grown);
-      capacity_ = capacity;
-    }
-    return data_.get() + used;
-  }
-  const uint32_t* data() const { return data_.get(); }
-
- private:
-  std::unique_ptr<uint32_t[]> data_;
-  uint64_t capacity_ = 0;
-};
 
 }  // namespace
 
@@ -315,8 +368,8 @@ bool is_valid_bits(int bits) {
   return bits == 1 || bits == 2 || bits == 4 || bits == 8 || bits == 16 || bits == 32;
 }
 
-std::vector<uint8_t> encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims, int ndim,
-                            const EncodeOptions& options) {
+Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims, int ndim,
+               const EncodeOptions& options) {
   if (!is_valid_bits(options.bits))
     throw ArgumentError("bits must be one of 1, 2, 4, 8, 16, 32; got " + std::to_string(options.bits));
   if (options.bin_size < 1) throw ArgumentError("bin_size must be >= 1");
@@ -330,36 +383,47 @@ std::vector<uint8_t> encode(const float* grad, float* residual, uint64_t numel, 
   if (product != numel) throw ArgumentError("shape does not match the number of elements");
   if (numel > kMaxNumel) throw ArgumentError("tensor has more than 2^32-1 elements");
 
+  // Pass 1 reads only: the selection, the selected G, and whether any sum is not finite. So a
+  // rejected input leaves the residual exactly as it was.
   const Kernel& kernel = active_kernel();
-  if (options.check_finite) {
-    const NonFiniteScan scan = kernel.scan_nonfinite(grad, residual, numel);
-    if (scan.count) throw_nonfinite(grad, residual, numel, scan);
-  }
-
-  // Dense pass: residual <- G, selected indices collected.
-  IndexBuffer indices;
+  // Kept per thread across calls: training encodes the same tensors every step, and fresh
+  // buffers would pay their page faults each time.
+  thread_local Scratch<uint32_t> indices;
+  thread_local Scratch<float> selected_values;
   uint64_t selected = 0;
-  const uint64_t bins_per_chunk = std::max<uint64_t>(1, kSelectChunkElements / options.bin_size);
+  bool nonfinite = false;
+  const uint64_t bins_per_chunk = std::max<uint64_t>(1, kAnalyzeChunkElements / options.bin_size);
   const uint64_t chunk_elements = bins_per_chunk * options.bin_size;
   for (uint64_t start = 0; start < numel; start += chunk_elements) {
     const uint64_t len = std::min(chunk_elements, numel - start);
     uint32_t* begin = indices.reserve_more(selected, len);
-    uint32_t* end = kernel.select_bins(grad + start, residual + start, len, options.bin_size,
-                                       static_cast<uint32_t>(start), begin);
+    float* values = selected_values.reserve_more(selected, len);
+    uint32_t* end = kernel.analyze_bins(grad + start, residual + start, len, options.bin_size,
+                                        static_cast<uint32_t>(start), begin, values, &nonfinite);
     selected += static_cast<uint64_t>(end - begin);
   }
+  if (nonfinite && options.check_finite) throw_nonfinite(grad, residual, numel);
 
-  std::vector<uint8_t> rice_params;
-  const uint64_t position_bits = plan_positions(indices.data(), selected, rice_params);
-  const uint64_t positions_nbytes = (position_bits + 7) / 8;
+  thread_local Scratch<uint8_t> position_stream;
+  const uint64_t positions_nbytes = encode_positions(indices.data(), selected, position_stream);
   if (positions_nbytes > 0xFFFFFFFFull) throw ArgumentError("payload too large for format version 1");
   const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
   const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
-  std::vector<uint8_t> payload(header_bytes + positions_nbytes + values_nbytes + kTrailerBytes);
-  uint8_t* p = payload.data();
+  Payload payload;
+  payload.size = header_bytes + positions_nbytes + values_nbytes + kTrailerBytes;
+  payload.bytes.reset(new uint8_t[payload.size + BitWriter::kSlackBytes]);
+  uint8_t* p = payload.bytes.get();
+  if (positions_nbytes) std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);
 
-  write_positions(indices.data(), selected, rice_params, p + header_bytes);
-  const float scale = quantize(residual, indices.data(), selected, options.bits, p + header_bytes + positions_nbytes);
+  const float scale = selection_scale(selected_values.data(), selected, options.bits);
+  uint8_t* values = p + header_bytes + positions_nbytes;
+  const auto update = options.bits == 1   ? update_residual<1>
+                      : options.bits == 2 ? update_residual<2>
+                      : options.bits == 4 ? update_residual<4>
+                      : options.bits == 8 ? update_residual<8>
+                      : options.bits == 16 ? update_residual<16>
+                                           : update_residual<32>;
+  update(kernel, grad, residual, numel, indices.data(), selected_values.data(), selected, scale, values);
 
   std::memcpy(p, kMagic, 4);
   p[4] = kFormatVersion;
@@ -371,7 +435,7 @@ std::vector<uint8_t> encode(const float* grad, float* residual, uint64_t numel, 
   put_u32(p + 16, float_bits(scale));
   put_u32(p + 20, static_cast<uint32_t>(positions_nbytes));
   for (int d = 0; d < ndim; ++d) put_u64(p + kFixedHeaderBytes + 8 * d, dims[d]);
-  put_u32(p + payload.size() - kTrailerBytes, crc32c(p, payload.size() - kTrailerBytes));
+  put_u32(p + payload.size - kTrailerBytes, crc32c(p, payload.size - kTrailerBytes));
   return payload;
 }
 
@@ -409,9 +473,11 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
   } else if (bits == 32) {
     for (uint64_t i = 0; i < count; ++i) out[positions[i]] += bits_float(get_u32(values + 4 * i));
   } else if (bits == 1) {
-    const float scale = info.scale;
-    for (uint64_t i = 0; i < count; ++i)
-      out[positions[i]] += ((values[i >> 3] >> (i & 7)) & 1u) ? -scale : scale;
+    const uint32_t scale_bits = float_bits(info.scale);
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint32_t sign = uint32_t((values[i >> 3] >> (i & 7)) & 1u) << 31;
+      out[positions[i]] += bits_float(scale_bits | sign);
+    }
   } else {
     const unsigned per_byte = 8u / unsigned(bits);
     const uint32_t mask = (1u << bits) - 1u;
@@ -420,8 +486,8 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
     for (uint32_t m = 0; m <= magnitude_mask; ++m) magnitudes[m] = info.scale * level_fraction(m, bits);
     for (uint64_t i = 0; i < count; ++i) {
       const uint32_t code = (values[i / per_byte] >> ((i % per_byte) * unsigned(bits))) & mask;
-      const float magnitude = magnitudes[code & magnitude_mask];
-      out[positions[i]] += (code >> (bits - 1)) ? -magnitude : magnitude;
+      const uint32_t sign = (code >> (bits - 1)) << 31;
+      out[positions[i]] += bits_float(float_bits(magnitudes[code & magnitude_mask]) | sign);
     }
   }
 }

@@ -8,40 +8,23 @@
 namespace adlcodec {
 namespace {
 
+constexpr uint64_t kPrefetchElements = 1024;  // 4 KiB ahead in each stream
+
 inline __m256 abs_ps(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
 
-// Nonzero if any lane of H = (r + g) + g is NaN or +-Inf: |H| <= FLT_MAX is false exactly then.
-inline int nonfinite_mask(const float* g, const float* r) {
-  const __m256 vg = _mm256_loadu_ps(g);
-  const __m256 H = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(r), vg), vg);
-  const __m256 finite = _mm256_cmp_ps(abs_ps(H), _mm256_set1_ps(3.40282347e+38f), _CMP_LE_OQ);
-  return _mm256_movemask_ps(finite) ^ 0xFF;
-}
-
-NonFiniteScan scan_nonfinite_avx2(const float* grad, const float* residual, uint64_t n) {
-  NonFiniteScan scan;
-  constexpr uint64_t kBlock = 1024;  // clean blocks cost one branch; a dirty block is recounted exactly
-  uint64_t start = 0;
-  for (; start + kBlock <= n; start += kBlock) {
-    int any = 0;
-    for (uint64_t i = 0; i < kBlock; i += 32) {
-      any |= nonfinite_mask(grad + start + i, residual + start + i) |
-             nonfinite_mask(grad + start + i + 8, residual + start + i + 8) |
-             nonfinite_mask(grad + start + i + 16, residual + start + i + 16) |
-             nonfinite_mask(grad + start + i + 24, residual + start + i + 24);
+// For each 8-bit lane mask, the lane numbers of its set bits, packed to the front: a left-pack
+// permutation, so selected elements are stored without a data-dependent branch.
+struct LeftPackTable {
+  alignas(32) uint32_t lanes[256][8];
+  constexpr LeftPackTable() : lanes{} {
+    for (unsigned mask = 0; mask < 256; ++mask) {
+      unsigned count = 0;
+      for (unsigned lane = 0; lane < 8; ++lane)
+        if (mask & (1u << lane)) lanes[mask][count++] = lane;
     }
-    if (!any) continue;
-    const NonFiniteScan part = scalar_kernel().scan_nonfinite(grad + start, residual + start, kBlock);
-    if (scan.count == 0) scan.first = start + part.first;
-    scan.count += part.count;
   }
-  if (start < n) {
-    const NonFiniteScan part = scalar_kernel().scan_nonfinite(grad + start, residual + start, n - start);
-    if (part.count && scan.count == 0) scan.first = start + part.first;
-    scan.count += part.count;
-  }
-  return scan;
-}
+};
+constexpr LeftPackTable kLeftPack{};
 
 inline float hmax(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -50,56 +33,88 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-uint32_t* select_bins_avx2(const float* grad, float* residual, uint64_t n, uint32_t bin_size,
-                           uint32_t index_base, uint32_t* out) {
+uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
+                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
   const __m256 zero = _mm256_setzero_ps();
+  const __m256 largest = _mm256_set1_ps(3.40282347e+38f);
+  __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  bool tail_finite = true;
   for (uint64_t start = 0; start < n; start += bin_size) {
     const uint64_t len = (n - start < bin_size) ? n - start : bin_size;
     const uint64_t vec_len = len & ~uint64_t(7);
     const float* g = grad + start;
-    float* r = residual + start;
-
-    // max_ps(a, m) returns m when a is NaN, matching the scalar `a > m ? a : m`.
-    __m256 vmax = zero;
-    for (uint64_t i = 0; i < vec_len; i += 8) {
-      const __m256 G = _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(g + i));
-      _mm256_storeu_ps(r + i, G);
-      vmax = _mm256_max_ps(abs_ps(G), vmax);
+    const float* r = residual + start;
+    // The next bins' lines, requested now: with small bins the hardware prefetcher alone leaves
+    // the first loop waiting on memory.
+    for (uint64_t ahead = kPrefetchElements; ahead < kPrefetchElements + len; ahead += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(r + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(g + ahead), _MM_HINT_T0);
     }
-    float bin_max = hmax(vmax);
-    for (uint64_t i = vec_len; i < len; ++i) {
-      const float G = r[i] + g[i];
-      r[i] = G;
-      const float a = std::fabs(G);
+
+    // Two accumulators halve the add -> max dependency chain. max_ps(a, m) returns m when a is
+    // NaN, matching the scalar `a > m ? a : m`.
+    __m256 max0 = zero, max1 = zero;
+    uint64_t i = 0;
+    for (; i + 16 <= vec_len; i += 16) {
+      const __m256 G0 = _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(g + i));
+      const __m256 G1 = _mm256_add_ps(_mm256_loadu_ps(r + i + 8), _mm256_loadu_ps(g + i + 8));
+      max0 = _mm256_max_ps(abs_ps(G0), max0);
+      max1 = _mm256_max_ps(abs_ps(G1), max1);
+    }
+    if (i < vec_len) {
+      const __m256 G0 = _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(g + i));
+      max0 = _mm256_max_ps(abs_ps(G0), max0);
+    }
+    float bin_max = hmax(_mm256_max_ps(max0, max1));
+    for (i = vec_len; i < len; ++i) {
+      const float a = std::fabs(r[i] + g[i]);
       bin_max = a > bin_max ? a : bin_max;
     }
 
     const __m256 vbin_max = _mm256_set1_ps(bin_max);
     const uint32_t bin_base = index_base + static_cast<uint32_t>(start);
-    for (uint64_t i = 0; i < vec_len; i += 8) {
-      const __m256 G = _mm256_loadu_ps(r + i);
-      const __m256 H = _mm256_add_ps(G, _mm256_loadu_ps(g + i));
-      const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(abs_ps(H), vbin_max, _CMP_GE_OQ),
-                                        _mm256_cmp_ps(G, zero, _CMP_NEQ_UQ));
-      unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(keep));
-      while (mask) {
-        *out++ = bin_base + static_cast<uint32_t>(i) + static_cast<uint32_t>(__builtin_ctz(mask));
-        mask &= mask - 1;
+    for (i = 0; i < vec_len; i += 8) {
+      const __m256 vg = _mm256_loadu_ps(g + i);
+      const __m256 G = _mm256_add_ps(_mm256_loadu_ps(r + i), vg);
+      const __m256 absH = abs_ps(_mm256_add_ps(G, vg));
+      finite = _mm256_and_ps(finite, _mm256_cmp_ps(absH, largest, _CMP_LE_OQ));
+      const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(absH, vbin_max, _CMP_GE_OQ), _mm256_cmp_ps(G, zero, _CMP_NEQ_UQ));
+      const unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(keep));
+      // Whether a group of 8 holds a selected element is a coin flip at 3-10 % density, so store
+      // all 8 left-packed slots unconditionally (callers leave room) and advance by the count.
+      const __m256i order = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLeftPack.lanes[mask]));
+      const __m256i lane_index = _mm256_add_epi32(order, _mm256_set1_epi32(static_cast<int>(bin_base + i)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(indices), lane_index);
+      _mm256_storeu_ps(values, _mm256_permutevar8x32_ps(G, order));
+      const unsigned count = static_cast<unsigned>(__builtin_popcount(mask));
+      indices += count;
+      values += count;
+    }
+    for (i = vec_len; i < len; ++i) {
+      const float G = r[i] + g[i];
+      const float H = G + g[i];
+      tail_finite &= std::fabs(H) <= 3.40282347e+38f;
+      if (std::fabs(H) >= bin_max && G != 0.0f) {
+        *indices++ = bin_base + static_cast<uint32_t>(i);
+        *values++ = G;
       }
     }
-    for (uint64_t i = vec_len; i < len; ++i) {
-      const float G = r[i];
-      const float H = G + g[i];
-      if (std::fabs(H) >= bin_max && G != 0.0f) *out++ = bin_base + static_cast<uint32_t>(i);
-    }
   }
-  return out;
+  if (_mm256_movemask_ps(finite) != 0xFF || !tail_finite) *nonfinite = true;
+  return indices;
+}
+
+void accumulate_avx2(const float* grad, float* residual, uint64_t n) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(residual + i, _mm256_add_ps(_mm256_loadu_ps(residual + i), _mm256_loadu_ps(grad + i)));
+  for (; i < n; ++i) residual[i] = residual[i] + grad[i];
 }
 
 }  // namespace
 
 const Kernel& avx2_kernel() {
-  static const Kernel kernel{"avx2", scan_nonfinite_avx2, select_bins_avx2};
+  static const Kernel kernel{"avx2", analyze_bins_avx2, accumulate_avx2};
   return kernel;
 }
 

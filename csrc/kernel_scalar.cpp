@@ -6,45 +6,40 @@
 namespace adlcodec {
 namespace {
 
-NonFiniteScan scan_nonfinite_scalar(const float* grad, const float* residual, uint64_t n) {
-  NonFiniteScan scan;
-  for (uint64_t i = 0; i < n; ++i) {
-    const float G = residual[i] + grad[i];
-    const float H = G + grad[i];
-    if (!std::isfinite(H)) {
-      if (scan.count == 0) scan.first = i;
-      ++scan.count;
-    }
-  }
-  return scan;
-}
-
-uint32_t* select_bins_scalar(const float* grad, float* residual, uint64_t n, uint32_t bin_size,
-                             uint32_t index_base, uint32_t* out) {
+uint32_t* analyze_bins_scalar(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
+                              uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
+  bool all_finite = true;
   for (uint64_t start = 0; start < n; start += bin_size) {
     const uint64_t len = (n - start < bin_size) ? n - start : bin_size;
     const float* g = grad + start;
-    float* r = residual + start;
+    const float* r = residual + start;
     float bin_max = 0.0f;
     for (uint64_t i = 0; i < len; ++i) {
-      const float G = r[i] + g[i];
-      r[i] = G;
-      const float a = std::fabs(G);
+      const float a = std::fabs(r[i] + g[i]);
       bin_max = a > bin_max ? a : bin_max;  // a NaN never wins, as in the SIMD kernels
     }
     for (uint64_t i = 0; i < len; ++i) {
-      const float G = r[i];
+      const float G = r[i] + g[i];
       const float H = G + g[i];
-      if (std::fabs(H) >= bin_max && G != 0.0f) *out++ = index_base + static_cast<uint32_t>(start + i);
+      all_finite &= std::fabs(H) <= 3.40282347e+38f;  // false for NaN and +-inf
+      if (std::fabs(H) >= bin_max && G != 0.0f) {
+        *indices++ = index_base + static_cast<uint32_t>(start + i);
+        *values++ = G;
+      }
     }
   }
-  return out;
+  if (!all_finite) *nonfinite = true;
+  return indices;
+}
+
+void accumulate_scalar(const float* grad, float* residual, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) residual[i] = residual[i] + grad[i];
 }
 
 }  // namespace
 
 const Kernel& scalar_kernel() {
-  static const Kernel kernel{"scalar", scan_nonfinite_scalar, select_bins_scalar};
+  static const Kernel kernel{"scalar", analyze_bins_scalar, accumulate_scalar};
   return kernel;
 }
 

@@ -5,21 +5,17 @@
 
 namespace adlcodec {
 
-struct NonFiniteScan {
-  uint64_t count = 0;
-  uint64_t first = 0;
-};
-
 struct Kernel {
   const char* name;
-  // Counts elements whose H = (r + g) + g is not finite; that covers NaN/Inf in g or r and
-  // float32 overflow of the sums. Reads only.
-  NonFiniteScan (*scan_nonfinite)(const float* grad, const float* residual, uint64_t n);
-  // The dense pass over whole bins starting at element 0 of the span: r <- G = r + g, and appends
-  // (index_base + i) for every selected element, i.e. |G_i + g_i| >= max over the bin of |G| and
-  // G_i != 0. Returns the new end of `out`, which must have room for n entries.
-  uint32_t* (*select_bins)(const float* grad, float* residual, uint64_t n, uint32_t bin_size,
-                           uint32_t index_base, uint32_t* out);
+  // Reads whole bins starting at element 0 of the span and writes nothing to the inputs: for each
+  // element G = r + g and H = G + g; appends (index_base + i) to `indices` and G to `values` for every
+  // selected element (|H| >= max over its bin of |G|, and G != 0), in index order. Both outputs need
+  // room for n entries. Sets *nonfinite when some H is NaN or infinite (NaN/Inf in g or r, or an
+  // overflow of the sums); selection still proceeds and is defined for such elements too.
+  uint32_t* (*analyze_bins)(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
+                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite);
+  // residual[i] = residual[i] + grad[i]: the unselected part of the residual update.
+  void (*accumulate)(const float* grad, float* residual, uint64_t n);
 };
 
 const Kernel& scalar_kernel();

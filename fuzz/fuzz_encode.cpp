@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<float> r = residual;
     std::vector<uint8_t> payload;
     try {
-      payload = adlcodec::encode(grad.data(), r.data(), n, dims, 1, options);
+      const adlcodec::Payload encoded = adlcodec::encode(grad.data(), r.data(), n, dims, 1, options);
+      payload.assign(encoded.data(), encoded.data() + encoded.size);
     } catch (const adlcodec::ArgumentError&) {
       if (!options.check_finite || std::memcmp(r.data(), residual.data(), 4 * n) != 0) std::abort();
       continue;  // non-finite input, rejected with the residual untouched
