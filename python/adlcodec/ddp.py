@@ -87,6 +87,7 @@ _MAGIC = b"ADLX"
 # tensor count, layout digest
 _HEADER = struct.Struct("<4sHBBIIIIQ")
 _FLAG_NONFINITE = 1
+_PARKED = -1  # residuals key for parameters whose new bucket has not been seen yet
 _POLICIES = ("skip", "raise")
 _TRANSPORTS = ("torch", "mpi")
 
@@ -133,6 +134,7 @@ class AdaCompState:
         "_config_checked",
         "_nonfinite_this_iter",
         "_iter_open",
+        "_param_ordinals",
     ]
 
     def __init__(
@@ -185,16 +187,18 @@ class AdaCompState:
         self.residuals: dict[int, tuple[tuple, list]] = {}
         self._totals = dict(
             steps=0, compressed_steps=0, nonfinite_steps=0, dense_bytes=0, payload_bytes=0,
+            compressed_dense_bytes=0, compressed_payload_bytes=0,
             encode_s=0.0, comm_s=0.0, decode_s=0.0,
         )
         self._config_checked = False
         self._nonfinite_this_iter = False
         self._iter_open = False
+        self._param_ordinals: dict[int, tuple[int, Any]] = {}
 
     # -- pickling (checkpoints), as PowerSGDState does -------------------------
     def __getstate__(self):
         logger.info("adlcodec: process group / MPI communicator are not pickled")
-        return {s: getattr(self, s) for s in self.__slots__ if s not in ("process_group", "mpi_comm")}
+        return {s: getattr(self, s) for s in self.__slots__ if s not in ("process_group", "mpi_comm", "_param_ordinals")}
 
     def __setstate__(self, state):
         self.process_group = None  # the default group of the restoring job
@@ -203,6 +207,7 @@ class AdaCompState:
             setattr(self, slot, value)
         # the new job's ranks must prove again that they agree
         self._config_checked = False
+        self._param_ordinals = {}
         if self.transport == "mpi":
             from mpi4py import MPI
 
@@ -228,10 +233,15 @@ class AdaCompState:
 
         ``dense_bytes`` is what fp32 allreduce would have carried as input,
         ``payload_bytes`` the size of this rank's messages (warm-up iterations
-        count the dense size for both), ``ratio`` their quotient.
+        count the dense size for both), ``ratio`` their quotient.  The
+        ``compressed_*`` counters and ``compressed_ratio`` cover only the
+        iterations after warm-up, i.e. the steady state.
         """
         s = dict(self._totals)
         s["ratio"] = s["dense_bytes"] / s["payload_bytes"] if s["payload_bytes"] else float("nan")
+        s["compressed_ratio"] = (
+            s["compressed_dense_bytes"] / s["compressed_payload_bytes"] if s["compressed_payload_bytes"] else float("nan")
+        )
         return s
 
     # -- internals --------------------------------------------------------------
@@ -309,6 +319,65 @@ def _finish(result: "torch.Tensor") -> "torch.futures.Future":
     return fut
 
 
+def _ordinals(state: AdaCompState, bucket) -> list[int]:
+    """Stable per-parameter numbers, independent of DDP's current bucket layout.
+
+    A parameter is numbered when the hook first sees it.  A fresh DDP model's
+    first iteration always uses the initial, deterministic bucket layout
+    (derived from parameter order, not from timing), so the numbers are the
+    same on every rank and in a job resumed from a checkpoint: residuals can
+    follow their parameter when DDP rebuilds its buckets after iteration 0.
+    """
+    table = state._param_ordinals
+    out = []
+    for p in bucket.parameters():
+        key = id(p)
+        if key not in table:
+            table[key] = (len(table), p)  # keep p alive so its id is never reused
+        out.append(table[key][0])
+    return out
+
+
+def _residuals_for(state: AdaCompState, index: int, layout) -> list:
+    """Residuals of bucket ``index``; re-created when the layout changed.
+
+    Re-creating keeps the residual of every parameter that was already known
+    (in whichever bucket it lived) and starts new ones at zero, so a bucket
+    rebuild or a resume does not throw accumulated error away.
+    """
+    entry = state.residuals.get(index)
+    if entry is not None and entry[0] == layout:
+        return entry[1]
+    pool = {}
+    for lay, res in state.residuals.values():
+        for (ordinal, shape, _), r in zip(lay, res):
+            if r is not None:
+                pool[ordinal] = (shape, r)
+    fresh = []
+    for ordinal, shape, bin_size in layout:
+        if bin_size is None:
+            fresh.append(None)
+            continue
+        old = pool.get(ordinal)
+        fresh.append(old[1] if old is not None and old[0] == shape else np.zeros(int(np.prod(shape)), np.float32))
+    taken = {o for o, _, b in layout if b is not None}
+    # A residual must never live in two buckets, and one whose parameter moved
+    # to a bucket not seen yet this iteration is parked under key -1 until then.
+    parked_lay, parked_res = [], []
+    for other in list(state.residuals):
+        lay, res = state.residuals.pop(other)
+        kept = [(l, r) for l, r in zip(lay, res) if l[0] not in taken]
+        if other == index or other == _PARKED:
+            parked_lay += [l for l, _ in kept]
+            parked_res += [r for _, r in kept]
+        else:
+            state.residuals[other] = (tuple(l for l, _ in kept), [r for _, r in kept])
+    if parked_lay:
+        state.residuals[_PARKED] = (tuple(parked_lay), parked_res)
+    state.residuals[index] = (layout, fresh)
+    return fresh
+
+
 def _grad_slots(bucket, buffer):
     """(offset, shape) of each gradient inside the flat bucket buffer."""
     base = buffer.storage_offset()
@@ -328,6 +397,7 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
         state._nonfinite_this_iter = False
     if not state._config_checked:
         _check_config(state)
+    _ordinals(state, bucket)  # number parameters while DDP still uses its initial layout
     buffer = bucket.buffer()
     if buffer.dtype != torch.float32 or buffer.device.type != "cpu":
         raise TypeError(f"adacomp_hook needs float32 CPU gradients, got {buffer.dtype} on {buffer.device}")
@@ -356,21 +426,18 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     totals = state._totals
     t0 = time.perf_counter()
     slots = _grad_slots(bucket, buffer)
-    layout = tuple((shape, state.bin_for(shape)) for _, shape in slots)
+    ordinals = _ordinals(state, bucket)
+    layout = tuple((o, shape, state.bin_for(shape)) for o, (_, shape) in zip(ordinals, slots))
     digest = _layout_digest(layout)
     index = bucket.index()
-    entry = state.residuals.get(index)
-    if entry is None or entry[0] != layout:
-        entry = (layout, [None if b is None else np.zeros(int(np.prod(s)), np.float32) for s, b in layout])
-        state.residuals[index] = entry
-    residuals = entry[1]
+    residuals = _residuals_for(state, index, layout)
     flat = buffer.detach().numpy()
     finite = bool(torch.isfinite(buffer).all())
     conv_bin, fc_bin = state._bins_header()
     parts: list[bytes | np.ndarray] = []
     new_residuals: list[np.ndarray | None] = []
     if finite:
-        for (off, shape), (_, bin_size), res in zip(slots, layout, residuals):
+        for (off, shape), (_, _, bin_size), res in zip(slots, layout, residuals):
             grad = flat[off : off + int(np.prod(shape))]
             if bin_size is None:
                 parts.append(grad.tobytes())
@@ -386,7 +453,7 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
         len(parts), digest,
     )
     lengths = struct.pack(f"<{len(parts)}I", *(len(p) for p in parts))
-    message = np.frombuffer(b"".join([header, lengths] + [bytes(p) if isinstance(p, np.ndarray) else p for p in parts]), np.uint8)
+    message = np.frombuffer(bytearray().join([header, lengths] + [bytes(p) if isinstance(p, np.ndarray) else p for p in parts]), np.uint8)
     t1 = time.perf_counter()
     messages = _allgather_bytes(state, message)
     t2 = time.perf_counter()
@@ -396,6 +463,8 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     nonfinite_ranks = [r for r, h in enumerate(headers) if h[3] & _FLAG_NONFINITE]
     totals["dense_bytes"] += 4 * buffer.numel()
     totals["payload_bytes"] += message.size
+    totals["compressed_dense_bytes"] += 4 * buffer.numel()
+    totals["compressed_payload_bytes"] += message.size
     if nonfinite_ranks:
         totals["nonfinite_steps"] += 1
         state._nonfinite_this_iter = True
@@ -413,7 +482,7 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
         count = h[7]
         lens = struct.unpack_from(f"<{count}I", m, _HEADER.size)
         pos = _HEADER.size + 4 * count
-        for (off, shape), (_, bin_size), n in zip(slots, layout, lens):
+        for (off, shape), (_, _, bin_size), n in zip(slots, layout, lens):
             size = int(np.prod(shape))
             target = out[off : off + size]
             chunk = m[pos : pos + n]
@@ -432,6 +501,12 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     totals["comm_s"] += t2 - t1
     totals["decode_s"] += t3 - t2
     return torch.from_numpy(out).view_as(buffer)
+
+
+if torch is not None:
+    # DDP compares real annotation objects; ``from __future__ import annotations`` made them strings.
+    adacomp_hook.__annotations__.update(bucket=dist.GradBucket, state=AdaCompState,
+                                         **{"return": torch.futures.Future[torch.Tensor]})
 
 
 def _check_headers(headers, rank) -> None:

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Emulated Raspberry Pi cluster benchmark.
+
+Every rank runs in its own network namespace, linked to a bridge by a veth
+pair shaped with ``tbf`` on both ends (scripts/cluster/netns.sh), so a rank sees
+a full-duplex Pi-class Ethernet link.  For each DDP communication method we
+measure time per step and bytes each rank really sent (its eth0 tx counter),
+then train for a fixed number of epochs on a private loopback to compare
+accuracy (accuracy does not depend on link speed).  Results go to
+``OUT/results.json``, ``OUT/results.md`` and ``OUT/step_time_vs_rate.png``.
+
+Needs root (ip netns, tc).  Nothing leaves the machine: the 10.77.0.0/24
+addresses exist only inside namespaces created here, and they are deleted on
+exit, on error and on SIGINT/SIGTERM.
+
+    python bench/cluster/run_bench.py                 # full sweep (~15 min on 2 cores)
+    python bench/cluster/run_bench.py --quick --out /tmp/q   # smoke version used by the tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NETNS = REPO / "scripts" / "cluster" / "netns.sh"
+HERMETIC = REPO / "scripts" / "cluster" / "hermetic.sh"
+
+METHODS = {
+    "allreduce-fp32": ["--hook", "allreduce"],
+    "fp16_compress_hook": ["--hook", "fp16"],
+    "powerSGD-rank1": ["--hook", "powersgd", "--powersgd-rank", "1"],
+    "powerSGD-rank2": ["--hook", "powersgd", "--powersgd-rank", "2"],
+    "adlcodec-1bit": ["--hook", "adacomp", "--bits", "1"],
+    "adlcodec-8bit": ["--hook", "adacomp", "--bits", "8"],
+    "adlcodec-32bit": ["--hook", "adacomp", "--bits", "32"],
+}
+SWEEP_METHODS = ["allreduce-fp32", "fp16_compress_hook", "powerSGD-rank1", "adlcodec-1bit"]
+
+_live_clusters: list[tuple[str, int]] = []
+
+
+def _teardown_all(*_):
+    while _live_clusters:
+        prefix, n = _live_clusters.pop()
+        subprocess.run([str(NETNS), "down", prefix, str(n)], check=False)
+
+
+def _on_signal(signum, _frame):
+    _teardown_all()
+    sys.exit(128 + signum)
+
+
+class Cluster:
+    """Context manager: namespaces up on enter, always down on exit."""
+
+    def __init__(self, prefix: str, ranks: int, rate: str):
+        self.prefix, self.ranks, self.rate = prefix, ranks, rate
+
+    def __enter__(self):
+        _live_clusters.append((self.prefix, self.ranks))
+        subprocess.run([str(NETNS), "up", self.prefix, str(self.ranks), self.rate], check=True)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run([str(NETNS), "down", self.prefix, str(self.ranks)], check=False)
+        if (self.prefix, self.ranks) in _live_clusters:
+            _live_clusters.remove((self.prefix, self.ranks))
+
+
+def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
+    """One training run with one rank per namespace; returns rank 0's result."""
+    env_common = [
+        f"WORLD_SIZE={cluster.ranks}", "MASTER_ADDR=10.77.0.1", "MASTER_PORT=29531", "GLOO_SOCKET_IFNAME=eth0",
+        "OMP_NUM_THREADS=1", "LOCAL_RANK=0", f"PYTHONPATH={REPO / 'python'}",
+    ]
+    train = [
+        sys.executable, "-m", "adlcodec.train", *METHODS[method], "--max-steps", str(args.steps),
+        "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--eval-subset", "1000",
+        "--timing-warmup", "3", "--no-progress", "--iface", "eth0", "--out", str(out_json),
+    ]
+    procs = []
+    logs = []
+    for k in range(cluster.ranks):
+        log = open(out_json.with_suffix(f".rank{k}.log"), "w")
+        logs.append(log)
+        cmd = [str(NETNS), "exec", cluster.prefix, str(k), "env", f"RANK={k}", *env_common, *train]
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + args.run_timeout
+    failed = None
+    for k, p in enumerate(procs):
+        try:
+            rc = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        if rc != 0 and failed is None:
+            failed = (k, rc)
+            for q in procs:  # one rank down: the others would wait on it forever
+                if q.poll() is None:
+                    q.kill()
+    for log in logs:
+        log.close()
+    if failed:
+        raise RuntimeError(f"{method} on {cluster.ranks} ranks @ {cluster.rate}: rank {failed[0]} exited {failed[1]}; "
+                           f"see {out_json.with_suffix(f'.rank{failed[0]}.log')}")
+    return json.loads(out_json.read_text())
+
+
+def accuracy_run(method: str, args, out_json: Path) -> dict:
+    cmd = [
+        str(HERMETIC), "--", sys.executable, "-m", "adlcodec.train", *METHODS[method], "--ranks", str(args.acc_ranks),
+        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+        "--no-progress", "--out", str(out_json),
+    ]
+    if args.acc_train_subset:
+        cmd += ["--train-subset", str(args.acc_train_subset)]
+    if args.acc_max_steps:
+        cmd += ["--max-steps", str(args.acc_max_steps)]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"), OMP_NUM_THREADS="1")
+    with open(out_json.with_suffix(".log"), "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=args.run_timeout * 4)
+    return json.loads(out_json.read_text())
+
+
+def _row(method, ranks, rate, r):
+    return dict(
+        method=method, ranks=ranks, rate=rate, step_time_s=r["step_time_s"], step_time_median_s=r["step_time_median_s"],
+        wire_bytes_per_rank_step=r["wire_bytes_per_rank_step"], payload_bytes_per_step=r["payload_bytes_per_step"],
+        dense_bytes_per_step=r["dense_bytes_per_step"], compression_ratio=r["compression_ratio"],
+        replicas_identical=r["replicas_identical"],
+    )
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    timing = results["timing"]
+    acc = {a["method"]: a["accuracy"] for a in results["accuracy"]}
+    lines = [f"Paper CNN ({results['params']:,} parameters), Fashion-MNIST, batch {results['batch_size']} per rank, "
+             f"{results['steps']} steps per timing run (first 3 not timed); accuracy after {results['epochs']} "
+             f"epoch(s) on {results['acc_ranks']} ranks.", ""]
+    for ranks in sorted({t["ranks"] for t in timing}):
+        for rate in results["rates_main"]:
+            rows = [t for t in timing if t["ranks"] == ranks and t["rate"] == rate]
+            if not rows:
+                continue
+            base = next((t["step_time_s"] for t in rows if t["method"] == "allreduce-fp32"), None)
+            lines += [f"### {ranks} ranks, {rate} per link", "",
+                      "| method | time/step (ms) | speed-up vs fp32 | wire MB/rank/step | payload MB/rank/step "
+                      "| compression ratio | accuracy (%) |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+            for t in rows:
+                speed = f"{base / t['step_time_s']:.1f}x" if base else "-"
+                wire = "-" if t["wire_bytes_per_rank_step"] is None else f"{t['wire_bytes_per_rank_step'] / 1e6:.3f}"
+                a = acc.get(t["method"])
+                lines.append(
+                    f"| {t['method']} | {1000 * t['step_time_s']:.0f} | {speed} | {wire} | "
+                    f"{t['payload_bytes_per_step'] / 1e6:.3f} | {t['compression_ratio']:.1f} | "
+                    f"{'-' if a is None else f'{a:.2f}'} |")
+            lines.append("")
+    sweep = results["sweep"]
+    if sweep:
+        rates = results["rates_sweep"]
+        lines += [f"### Time per step (ms) vs link rate, {results['sweep_ranks']} ranks", "",
+                  "| method | " + " | ".join(rates) + " |", "|---|" + "---:|" * len(rates)]
+        for m in dict.fromkeys(t["method"] for t in sweep):
+            cells = []
+            for rate in rates:
+                t = next((t for t in sweep if t["method"] == m and t["rate"] == rate), None)
+                cells.append("-" if t is None else f"{1000 * t['step_time_s']:.0f}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = results["sweep"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in dict.fromkeys(t["method"] for t in sweep):
+        pts = sorted((_mbit(t["rate"]), t["step_time_s"]) for t in sweep if t["method"] == m)
+        ax.plot([p[0] for p in pts], [1000 * p[1] for p in pts], marker="o", label=m)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("link rate per rank (Mbit/s)")
+    ax.set_ylabel("time per step (ms)")
+    ax.set_title(f"Emulated Pi cluster, {results['sweep_ranks']} ranks, paper CNN on Fashion-MNIST")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _mbit(rate: str) -> float:
+    r = rate.lower()
+    for suffix, mult in (("gbit", 1000.0), ("mbit", 1.0), ("kbit", 0.001)):
+        if r.endswith(suffix):
+            return float(r[: -len(suffix)]) * mult
+    raise ValueError(f"rate must look like 100mbit, got {rate!r}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(REPO / "bench" / "cluster" / "results"))
+    p.add_argument("--ranks", default="4,8", help="comma list of rank counts for the main table")
+    p.add_argument("--rates-main", default="100mbit")
+    p.add_argument("--rates-sweep", default="25mbit,100mbit,300mbit,1000mbit")
+    p.add_argument("--sweep-ranks", type=int, default=4)
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--sweep-methods", default=",".join(SWEEP_METHODS))
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--acc-ranks", type=int, default=4)
+    p.add_argument("--acc-train-subset", type=int, default=None)
+    p.add_argument("--acc-max-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-timeout", type=float, default=240.0)
+    p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 4 ranks, 100mbit, fp32 vs adlcodec-1bit, few steps, tiny accuracy run")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.ranks, args.rates_main, args.rates_sweep = "4", "100mbit", "100mbit"
+        args.methods = args.sweep_methods = "allreduce-fp32,adlcodec-1bit"
+        args.steps, args.acc_train_subset, args.acc_max_steps, args.epochs = 6, 2048, 8, 1.0
+        args.acc_ranks = 2
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods + args.sweep_methods.split(",") if m not in METHODS]
+    if unknown:
+        p.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    if os.geteuid() != 0:
+        p.error("needs root for ip netns / tc")
+    for r in args.rates_main.split(",") + args.rates_sweep.split(","):
+        _mbit(r)
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    prefix = f"adlb{os.getpid() % 100000}"
+    rates_main = args.rates_main.split(",")
+    rates_sweep = args.rates_sweep.split(",")
+    results = dict(steps=args.steps, batch_size=args.batch_size, epochs=args.epochs, acc_ranks=args.acc_ranks,
+                   rates_main=rates_main, rates_sweep=rates_sweep, sweep_ranks=args.sweep_ranks,
+                   timing=[], sweep=[], accuracy=[], errors=[], params=None)
+    t_start = time.time()
+    plan = []  # (ranks, rate, method)
+    for ranks in (int(x) for x in args.ranks.split(",")):
+        for rate in rates_main:
+            plan += [(ranks, rate, m) for m in methods]
+    for rate in rates_sweep:
+        plan += [(args.sweep_ranks, rate, m) for m in args.sweep_methods.split(",")
+                 if (args.sweep_ranks, rate, m) not in plan]
+    try:
+        for ranks, rate in dict.fromkeys((r, rt) for r, rt, _ in plan):
+            with Cluster(prefix, ranks, rate) as cluster:
+                for _, _, m in [x for x in plan if x[:2] == (ranks, rate)]:
+                    tag = f"{m}-{ranks}r-{rate}"
+                    print(f"[{time.time() - t_start:6.0f}s] timing {tag}", flush=True)
+                    try:
+                        r = timed_run(cluster, m, args, out / "runs" / f"{tag}.json")
+                    except (RuntimeError, json.JSONDecodeError, FileNotFoundError) as exc:
+                        results["errors"].append(str(exc))
+                        print(f"  FAILED: {exc}", flush=True)
+                        continue
+                    results["params"] = r["params"]
+                    row = _row(m, ranks, rate, r)
+                    print(f"  {1000 * row['step_time_s']:.0f} ms/step, wire "
+                          f"{(row['wire_bytes_per_rank_step'] or 0) / 1e6:.3f} MB/rank/step", flush=True)
+                    if rate in rates_main:
+                        results["timing"].append(row)
+                    if ranks == args.sweep_ranks and rate in rates_sweep and m in args.sweep_methods.split(","):
+                        results["sweep"].append(row)
+        if not args.skip_accuracy:
+            for m in methods:
+                print(f"[{time.time() - t_start:6.0f}s] accuracy {m}", flush=True)
+                try:
+                    r = accuracy_run(m, args, out / "runs" / f"{m}-accuracy.json")
+                except (subprocess.SubprocessError, json.JSONDecodeError, FileNotFoundError) as exc:
+                    results["errors"].append(f"accuracy {m}: {exc}")
+                    continue
+                results["accuracy"].append(dict(method=m, accuracy=r["accuracy"], steps=r["steps"],
+                                                replicas_identical=r["replicas_identical"]))
+                print(f"  {r['accuracy']:.2f} %", flush=True)
+    finally:
+        _teardown_all()
+    results["wall_s"] = time.time() - t_start
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_markdown(results, out / "results.md")
+    if results["sweep"]:
+        plot(results, out / "step_time_vs_rate.png")
+    print((out / "results.md").read_text())
+    print(f"wrote {out}/results.json, results.md, step_time_vs_rate.png in {results['wall_s']:.0f} s")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,524 @@
+"""Data-parallel training of the paper CNN on Fashion-MNIST with a choice of DDP hooks.
+
+One entry point for three ways of starting ranks:
+
+* ``torchrun --nproc-per-node N -m adlcodec.train ...`` (or any launcher that
+  sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``): ``env://``;
+* ``mpirun -np N python -m adlcodec.train ...``: rank and size from MPI; rank 0
+  picks a free port and broadcasts it, gloo is initialised over TCP;
+* no launcher (``adlcodec train --ranks N``): N local processes are spawned and
+  meet on 127.0.0.1.
+
+Everything is deterministic for a given seed on CPU, so a run that is
+checkpointed, killed and resumed ends bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import hashlib
+import io
+import json
+import os
+import pickle
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HOOKS = ("allreduce", "fp16", "powersgd", "adacomp")
+FAIL_EXIT_CODE = 17
+
+
+@dataclass
+class TrainConfig:
+    ranks: int = 2
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 0.02
+    momentum: float = 0.9
+    seed: int = 0
+    hook: str = "adacomp"
+    bits: int = 1
+    bin_size: int | None = None
+    start_iter: int = 2
+    on_nonfinite: str = "skip"
+    powersgd_rank: int = 1
+    transport: str = "torch"
+    data: str | None = None
+    max_steps: int | None = None
+    train_subset: int | None = None
+    eval_subset: int | None = None
+    out: str | None = None
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    fail_at_step: int | None = None
+    fail_rank: int = 1
+    bucket_cap_mb: float | None = None
+    timing_warmup: int = 3
+    iface: str | None = None
+    progress: bool = True
+    master_addr: str = "127.0.0.1"
+
+    def validate(self) -> None:
+        def positive_int(name, value, allow_none=False):
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+
+        positive_int("ranks", self.ranks)
+        positive_int("batch_size", self.batch_size)
+        positive_int("max_steps", self.max_steps, allow_none=True)
+        positive_int("train_subset", self.train_subset, allow_none=True)
+        positive_int("eval_subset", self.eval_subset, allow_none=True)
+        positive_int("powersgd_rank", self.powersgd_rank)
+        if not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.hook not in HOOKS:
+            raise ValueError(f"hook must be one of {HOOKS}, got {self.hook!r}")
+        if self.transport not in ("torch", "mpi"):
+            raise ValueError(f"transport must be 'torch' or 'mpi', got {self.transport!r}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise ValueError("checkpoint_every needs checkpoint_dir")
+        if self.fail_at_step is not None and not self.checkpoint_dir:
+            raise ValueError("fail_at_step needs checkpoint_dir (it records that the failure already happened)")
+
+
+# --------------------------------------------------------------------------- launch
+
+def detect_launcher() -> str:
+    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
+        return "mpi"
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return "env"
+    return "spawn"
+
+
+def _free_port(addr: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def run(config: TrainConfig) -> dict | None:
+    """Train under whichever launcher started us; returns rank 0's results (else None)."""
+    config.validate()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    launcher = detect_launcher()
+    if launcher == "spawn":
+        return _spawn(config)
+    if launcher == "mpi":
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+        rank, world = comm.Get_rank(), comm.Get_size()
+        addr = os.environ.get("MASTER_ADDR", config.master_addr)
+        port = comm.bcast(_free_port(addr) if rank == 0 else None, root=0)
+        return _worker(rank, world, f"tcp://{addr}:{port}", config, launcher)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return _worker(rank, world, "env://", config, launcher)
+
+
+def _spawn_entry(rank, world, init_method, config, result_path):
+    result = _worker(rank, world, init_method, config, "spawn")
+    if rank == 0:
+        Path(result_path).write_text(json.dumps(result))
+
+
+def _spawn(config: TrainConfig) -> dict:
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    if config.transport == "mpi":
+        raise ValueError("transport='mpi' needs ranks started by mpirun")
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    init = f"tcp://{config.master_addr}:{_free_port(config.master_addr)}"
+    with tempfile.TemporaryDirectory() as tmp:
+        result_path = os.path.join(tmp, "result.json")
+        mp.start_processes(
+            _spawn_entry, args=(config.ranks, init, config, result_path), nprocs=config.ranks,
+            join=True, start_method="spawn",
+        )
+        return json.loads(Path(result_path).read_text())
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _net_tx_bytes(iface: str | None) -> int | None:
+    """Bytes sent so far on ``iface`` in this network namespace (/proc/net/dev)."""
+    if not iface:
+        return None
+    try:
+        with open("/proc/net/dev") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name.strip() == iface:
+                    return int(rest.split()[8])
+    except OSError:
+        return None
+    return None
+
+
+def _shard(n: int, rank: int, world: int, epoch: int, seed: int) -> np.ndarray:
+    """Indices of this rank's samples for ``epoch``; equal length on every rank."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    per_rank = n // world
+    return order[rank * per_rank : (rank + 1) * per_rank]
+
+
+def state_digest(module) -> str:
+    """SHA-256 over the parameters: equal digests = bit-identical replicas.
+
+    Buffers are left out on purpose: BatchNorm running statistics are local
+    between DDP's per-forward broadcasts from rank 0.
+    """
+    h = hashlib.sha256()
+    for name, t in module.named_parameters():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
+    """Bytes each rank puts into the collective per step for the built-in hooks."""
+    total = 0
+    for p in model.parameters():
+        n = p.numel()
+        if hook == "allreduce":
+            total += 4 * n
+        elif hook == "fp16":
+            total += 2 * n
+        elif hook == "powersgd":
+            if p.dim() > 1:
+                rows, cols = p.shape[0], n // p.shape[0]
+                lowrank = powersgd_rank * (rows + cols)
+                # PowerSGD leaves a matrix uncompressed unless it saves >= 2x (min_compression_rate)
+                total += 4 * (lowrank if rows * cols >= 2 * lowrank else n)
+            else:
+                total += 4 * n
+    return total
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _ckpt_path(directory: str, step: int, rank: int) -> Path:
+    return Path(directory) / f"step{step:08d}-rank{rank}.pt"
+
+
+def _save_checkpoint(config, rank, step, model, optimizer, hook_state):
+    import torch
+    import torch.distributed as dist
+
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "hook_state": pickle.dumps(hook_state) if hook_state is not None else None,
+            "torch_rng": torch.get_rng_state(),
+        },
+        buf,
+    )
+    path = _ckpt_path(config.checkpoint_dir, step, rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    # "latest" is only advanced once every rank has its file on disk
+    dist.barrier()
+    if rank == 0:
+        latest = Path(config.checkpoint_dir) / "latest"
+        latest.with_suffix(".tmp").write_text(str(step))
+        os.replace(latest.with_suffix(".tmp"), latest)
+    dist.barrier()
+
+
+def _load_checkpoint(config, rank):
+    import torch
+
+    if not config.checkpoint_dir:
+        return None
+    latest = Path(config.checkpoint_dir) / "latest"
+    if not latest.is_file():
+        return None
+    step = int(latest.read_text())
+    return torch.load(_ckpt_path(config.checkpoint_dir, step, rank), weights_only=False)
+
+
+# --------------------------------------------------------------------------- the worker
+
+def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launcher: str) -> dict | None:
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from .data import load_fashion_mnist
+    from .models import build_model
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    torch.use_deterministic_algorithms(True)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
+    try:
+        return _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnist, build_model)
+    finally:
+        # Dropping DDP objects before tearing down gloo avoids a rare abort at exit.
+        gc.collect()
+        dist.destroy_process_group()
+
+
+def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnist, build_model):
+    x_train, y_train = load_fashion_mnist(config.data, "train")
+    if config.train_subset:
+        x_train, y_train = x_train[: config.train_subset], y_train[: config.train_subset]
+    steps_per_epoch = (len(x_train) // world) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"{len(x_train)} samples are too few for {world} ranks x batch {config.batch_size}")
+    total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    torch.manual_seed(config.seed)
+    model = build_model()
+    n_params = sum(p.numel() for p in model.parameters())
+    # PowerSGD hangs on gloo with 3+ buckets: give it a single bucket.
+    cap = config.bucket_cap_mb
+    if cap is None and config.hook == "powersgd":
+        cap = 4 * n_params / 2**20 + 1
+    ddp = DDP(model, bucket_cap_mb=cap) if cap is not None else DDP(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=config.lr, momentum=config.momentum)
+
+    hook_state = None
+    if config.hook == "adacomp":
+        from .ddp import AdaCompState, adacomp_hook
+
+        hook_state = AdaCompState(
+            bin_size=config.bin_size, bits=config.bits, start_iter=config.start_iter,
+            transport=config.transport, on_nonfinite=config.on_nonfinite,
+        )
+        ddp.register_comm_hook(hook_state, adacomp_hook)
+    elif config.hook == "fp16":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        ddp.register_comm_hook(None, default_hooks.fp16_compress_hook)
+    elif config.hook == "powersgd":
+        from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook
+
+        hook_state = powerSGD_hook.PowerSGDState(
+            process_group=None, matrix_approximation_rank=config.powersgd_rank,
+            start_powerSGD_iter=config.start_iter, random_seed=config.seed,
+        )
+        ddp.register_comm_hook(hook_state, powerSGD_hook.powerSGD_hook)
+
+    start_step = 0
+    ckpt = _load_checkpoint(config, rank)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt["hook_state"] is not None:
+            restored = pickle.loads(ckpt["hook_state"])
+            for slot in type(hook_state).__slots__:
+                if slot != "process_group" and hasattr(restored, slot):
+                    setattr(hook_state, slot, getattr(restored, slot))
+        start_step = ckpt["step"]
+    else:
+        torch.manual_seed(config.seed + 1000 * rank)  # per-rank dropout masks
+
+    iface = config.iface or os.environ.get("GLOO_SOCKET_IFNAME", "lo")
+    bar = None
+    if rank == 0 and config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=start_step, desc=f"train[{config.hook}]", unit="step", file=sys.stderr)
+
+    step_times = []
+    skipped = 0
+    tx_start = None
+    timed_steps = 0
+    t_run = time.perf_counter()
+    ddp.train()
+    epoch_cache = {}
+    for step in range(start_step, total_steps):
+        if config.fail_at_step is not None and step == config.fail_at_step and rank == config.fail_rank:
+            marker = Path(config.checkpoint_dir) / "failed-once"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            if not marker.exists():
+                marker.write_text(str(step))
+                os._exit(FAIL_EXIT_CODE)  # a crash, not a clean exit: no cleanup runs
+        epoch, within = divmod(step, steps_per_epoch)
+        if epoch not in epoch_cache:
+            epoch_cache = {epoch: _shard(len(x_train), rank, world, epoch, config.seed)}
+        idx = epoch_cache[epoch][within * config.batch_size : (within + 1) * config.batch_size]
+        xb, yb = torch.from_numpy(x_train[idx]), torch.from_numpy(y_train[idx])
+        if step - start_step == config.timing_warmup:
+            tx_start = _net_tx_bytes(iface)
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(ddp(xb), yb)
+        loss.backward()
+        if hook_state is not None and getattr(hook_state, "last_step_nonfinite", False):
+            skipped += 1  # every rank saw the same flag: all skip together
+        else:
+            optimizer.step()
+        dt = time.perf_counter() - t0
+        if step - start_step >= config.timing_warmup:
+            step_times.append(dt)
+            timed_steps += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", s_per_step=f"{dt:.3f}")
+        done = step + 1
+        if config.checkpoint_every and done % config.checkpoint_every == 0 and done < total_steps:
+            _save_checkpoint(config, rank, done, model, optimizer, hook_state)
+    tx_end = _net_tx_bytes(iface)
+    wall = time.perf_counter() - t_run
+    if bar is not None:
+        bar.close()
+
+    accuracy = _evaluate(model, rank, world, config, torch, dist, load_fashion_mnist)
+    digest = state_digest(model)
+    digests = [None] * world
+    dist.all_gather_object(digests, digest)
+
+    if config.hook == "adacomp":
+        stats = hook_state.stats()
+        # steady state: the warm-up allreduce iterations are not what the codec sends
+        steady = max(1, stats["compressed_steps"])
+        payload_per_step = stats["compressed_payload_bytes"] / steady if stats["compressed_steps"] else 4 * n_params
+        ratio = stats["compressed_ratio"] if stats["compressed_steps"] else 1.0
+    else:
+        stats = None
+        payload_per_step = _payload_bytes_per_step(config.hook, model, config.powersgd_rank)
+        ratio = 4 * n_params / payload_per_step
+    wire = None
+    if tx_start is not None and tx_end is not None and timed_steps:
+        wire = (tx_end - tx_start) / timed_steps
+        if iface == "lo":  # one loopback carries every rank's traffic
+            wire /= world
+    mine = dict(step_time_mean=float(np.mean(step_times)) if step_times else None,
+                step_time_median=float(np.median(step_times)) if step_times else None,
+                wire_bytes_per_step=wire)
+    everyone = [None] * world
+    dist.all_gather_object(everyone, mine)
+    del ddp, optimizer
+    if rank != 0:
+        return None
+    times = [m["step_time_mean"] for m in everyone if m["step_time_mean"] is not None]
+    wires = [m["wire_bytes_per_step"] for m in everyone if m["wire_bytes_per_step"] is not None]
+    result = dict(
+        config=dataclasses.asdict(config), launcher=launcher, world_size=world, params=n_params,
+        steps=total_steps, resumed_from=start_step, skipped_steps=skipped,
+        accuracy=accuracy, step_time_s=float(np.mean(times)) if times else None,
+        step_time_median_s=float(np.median([m["step_time_median"] for m in everyone if m["step_time_median"]]))
+        if times else None,
+        dense_bytes_per_step=4 * n_params, payload_bytes_per_step=payload_per_step, compression_ratio=ratio,
+        wire_bytes_per_rank_step=float(np.mean(wires)) if wires else None, wire_iface=iface,
+        wall_s=wall, state_digest=digest, replicas_identical=len(set(digests)) == 1, hook_stats=stats,
+    )
+    _report(result)
+    if config.out:
+        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.out).write_text(json.dumps(result, indent=2))
+        print(f"saved results to {config.out}")
+    return result
+
+
+def _evaluate(model, rank, world, config, torch, dist, load_fashion_mnist) -> float:
+    x_test, y_test = load_fashion_mnist(config.data, "test")
+    if config.eval_subset:
+        x_test, y_test = x_test[: config.eval_subset], y_test[: config.eval_subset]
+    mine = np.arange(rank, len(x_test), world)
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(mine), 500):
+            sel = mine[i : i + 500]
+            pred = model(torch.from_numpy(x_test[sel])).argmax(1).numpy()
+            correct += int((pred == y_test[sel]).sum())
+    model.train()
+    counts = torch.tensor([correct, len(mine)], dtype=torch.int64)
+    dist.all_reduce(counts)
+    return 100.0 * counts[0].item() / counts[1].item()
+
+
+def _report(r: dict) -> None:
+    def mb(x):
+        return "n/a" if x is None else f"{x / 1e6:.3f} MB"
+
+    st = "n/a" if r["step_time_s"] is None else f"{1000 * r['step_time_s']:.1f} ms"
+    print(
+        f"adlcodec train: hook={r['config']['hook']} bits={r['config']['bits']} ranks={r['world_size']} "
+        f"launcher={r['launcher']} steps={r['steps']}\n"
+        f"  test accuracy        {r['accuracy']:.2f} %\n"
+        f"  time per step        {st}\n"
+        f"  dense grad / step    {mb(r['dense_bytes_per_step'])}\n"
+        f"  payload sent / step  {mb(r['payload_bytes_per_step'])} per rank "
+        f"(compression ratio {r['compression_ratio']:.1f}x)\n"
+        f"  bytes on the wire    {mb(r['wire_bytes_per_rank_step'])} per rank per step ({r['wire_iface']})\n"
+        f"  replicas identical   {r['replicas_identical']}",
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------- CLI glue
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--ranks", type=int, default=d.ranks, help="local ranks to spawn when no launcher is used")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="per rank")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--hook", choices=HOOKS, default=d.hook)
+    p.add_argument("--bits", type=int, default=d.bits)
+    p.add_argument("--bin-size", type=int, default=None, help="default: 50 for conv, 500 for linear")
+    p.add_argument("--start-iter", type=int, default=d.start_iter)
+    p.add_argument("--on-nonfinite", choices=("skip", "raise"), default=d.on_nonfinite)
+    p.add_argument("--powersgd-rank", type=int, default=d.powersgd_rank)
+    p.add_argument("--transport", choices=("torch", "mpi"), default=d.transport)
+    p.add_argument("--data", default=None, help="directory with Fashion-MNIST IDX files (.gz or plain)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--eval-subset", type=int, default=None)
+    p.add_argument("--out", default=None, help="write results JSON here")
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--fail-at-step", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--fail-rank", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--bucket-cap-mb", type=float, default=None)
+    p.add_argument("--timing-warmup", type=int, default=d.timing_warmup)
+    p.add_argument("--iface", default=None, help="interface whose tx counter measures bytes sent")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m adlcodec.train", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    run(config_from_args(p.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

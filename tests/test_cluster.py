@@ -1,0 +1,56 @@
+"""End-to-end smoke run of the emulated Pi cluster benchmark (bench/cluster/run_bench.py --quick).
+
+Needs root: it creates network namespaces, veth pairs and tbf qdiscs, all deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns / tc")
+def test_quick_cluster_bench_runs_end_to_end_and_cleans_up(tmp_path):
+    before = _namespaces()
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cluster" / "run_bench.py"), "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _namespaces() == before, "benchmark left network namespaces behind"
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["method"]: r for r in results["timing"]}
+    fp32, ada = rows["allreduce-fp32"], rows["adlcodec-1bit"]
+    # bytes really sent on the shaped veth: ring allreduce moves ~2(N-1)/N of the gradient
+    assert fp32["wire_bytes_per_rank_step"] > 1.2 * fp32["dense_bytes_per_step"]
+    assert ada["wire_bytes_per_rank_step"] * 10 < fp32["wire_bytes_per_rank_step"]
+    assert ada["compression_ratio"] > 20 and ada["replicas_identical"] and fp32["replicas_identical"]
+    assert {a["method"] for a in results["accuracy"]} == {"allreduce-fp32", "adlcodec-1bit"}
+    assert "| adlcodec-1bit |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "step_time_vs_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns / tc")
+def test_netns_script_tears_down_what_it_built():
+    script = REPO / "scripts" / "cluster" / "netns.sh"
+    prefix = f"adlt{os.getpid() % 100000}"
+    try:
+        subprocess.run([str(script), "up", prefix, "2", "25mbit"], check=True)
+        assert {f"{prefix}-r0", f"{prefix}-r1", f"{prefix}-sw"} <= _namespaces()
+        qdisc = subprocess.run(["ip", "netns", "exec", f"{prefix}-r0", "tc", "qdisc", "show", "dev", "eth0"],
+                               capture_output=True, text=True, check=True).stdout
+        assert "tbf" in qdisc and "25Mbit" in qdisc
+    finally:
+        subprocess.run([str(script), "down", prefix, "2"], check=True)
+    assert not any(ns.startswith(prefix) for ns in _namespaces())

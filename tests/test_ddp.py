@@ -1,0 +1,277 @@
+"""adacomp_hook on real gloo process groups (spawned ranks on loopback).
+
+Run inside a private network namespace in CI (scripts/cluster/hermetic.sh), so
+the ranks' traffic cannot go anywhere but a loopback that exists only for them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import tempfile
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+import adlcodec  # noqa: E402
+from adlcodec.ddp import AdaCompConfigError, AdaCompState, NonFiniteGradientError, adacomp_hook  # noqa: E402
+
+os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _entry(rank, world, port, fn, args, outdir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        result = fn(rank, world, *args)
+    finally:
+        dist.destroy_process_group()
+    with open(os.path.join(outdir, f"{rank}.pkl"), "wb") as f:
+        pickle.dump(result, f)
+
+
+def run_ranks(fn, world, *args):
+    """Run ``fn(rank, world, *args)`` on ``world`` gloo ranks; return their results in rank order."""
+    with tempfile.TemporaryDirectory() as outdir:
+        mp.start_processes(_entry, args=(world, _free_port(), fn, args, outdir), nprocs=world, join=True,
+                           start_method="spawn")
+        results = []
+        for r in range(world):
+            with open(os.path.join(outdir, f"{r}.pkl"), "rb") as f:
+                results.append(pickle.load(f))
+        return results
+
+
+class ConvNet(nn.Module):
+    """Conv + matrices + biases + a norm: every kind of tensor the hook treats differently."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+        self.fc1 = nn.Linear(8 * 8 * 8, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.norm(self.conv(x)))
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def _batch(rank, step, n=16):
+    g = torch.Generator().manual_seed(1000 * rank + step)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _param_digest(model):
+    return [p.detach().numpy().tobytes() for p in model.parameters()]
+
+
+# ------------------------------------------------------------------ workers (run in spawned ranks)
+
+def _train_many_buckets(rank, world, steps):
+    torch.manual_seed(0)
+    model = ConvNet()
+    # a tiny bucket cap forces several buckets: the case where chained PowerSGD deadlocks gloo
+    ddp = DDP(model, bucket_cap_mb=0.0001)
+    state = AdaCompState(bits=1, start_iter=2)
+    ddp.register_comm_hook(state, adacomp_hook)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.05, momentum=0.9)
+    torch.manual_seed(rank)
+    before = _param_digest(model)
+    for step in range(steps):
+        x, y = _batch(rank, step)
+        opt.zero_grad()
+        nn.functional.cross_entropy(ddp(x), y).backward()
+        opt.step()
+    return dict(params=_param_digest(model), before=before, buckets=len(state.residuals), stats=state.stats(),
+                finite=all(torch.isfinite(p).all().item() for p in model.parameters()))
+
+
+def _one_compressed_step(rank, world):
+    torch.manual_seed(0)
+    model = nn.Linear(600, 4)
+    ddp = DDP(model)
+    state = AdaCompState(bits=1, start_iter=1)
+    ddp.register_comm_hook(state, adacomp_hook)
+    warmup = torch.Generator().manual_seed(5 + rank)
+    nn.functional.mse_loss(ddp(torch.randn(8, 600, generator=warmup)), torch.zeros(8, 4)).backward()
+    ddp.zero_grad()
+    # iteration 1 is compressed; recompute every rank's local gradient independently
+    weights = model.weight.detach().clone(), model.bias.detach().clone()
+    local = []
+    for r in range(world):
+        ref = nn.Linear(600, 4)
+        with torch.no_grad():
+            ref.weight.copy_(weights[0])
+            ref.bias.copy_(weights[1])
+        g = torch.Generator().manual_seed(77 + r)
+        x = torch.randn(8, 600, generator=g)
+        nn.functional.mse_loss(ref(x), torch.ones(8, 4)).backward()
+        local.append((ref.weight.grad.numpy().copy(), ref.bias.grad.numpy().copy()))
+    g = torch.Generator().manual_seed(77 + rank)
+    nn.functional.mse_loss(ddp(torch.randn(8, 600, generator=g)), torch.ones(8, 4)).backward()
+    layout, residuals = next(iter(state.residuals.values()))
+    return dict(weight_grad=model.weight.grad.numpy().copy(), bias_grad=model.bias.grad.numpy().copy(),
+                local=local, residuals=[None if r is None else r.copy() for r in residuals],
+                layout=layout)
+
+
+def _mismatched_bits(rank, world):
+    model = nn.Linear(600, 4)
+    ddp = DDP(model)
+    ddp.register_comm_hook(AdaCompState(bits=1 if rank == 0 else 8, start_iter=1), adacomp_hook)
+    try:
+        ddp(torch.randn(2, 600)).sum().backward()
+    except Exception as exc:  # DDP re-raises hook errors from backward
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
+def _nonfinite(rank, world, policy):
+    torch.manual_seed(0)
+    model = ConvNet()
+    ddp = DDP(model)
+    state = AdaCompState(bits=1, start_iter=2, on_nonfinite=policy)
+    ddp.register_comm_hook(state, adacomp_hook)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    log = []
+    for step in range(6):
+        x, y = _batch(rank, step)
+        if step == 4 and rank == 1:
+            x[0, 0, 0, 0] = float("nan")
+        before = pickle.dumps(state.residuals)
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(ddp(x), y)
+        try:
+            loss.backward()
+        except Exception as exc:
+            log.append(("raised", type(exc).__name__, str(exc), pickle.dumps(state.residuals) == before))
+            break
+        if state.last_step_nonfinite:
+            grads_zero = all(bool((p.grad == 0).all()) for p in model.parameters())
+            log.append(("skipped", grads_zero, pickle.dumps(state.residuals) == before))
+            continue
+        opt.step()
+        log.append(("ok",))
+    return dict(log=log, params=_param_digest(model), stats=state.stats())
+
+
+# ------------------------------------------------------------------ tests
+
+def test_replicas_bit_identical_after_many_steps_with_many_buckets():
+    results = run_ranks(_train_many_buckets, 3, 25)
+    assert results[0]["buckets"] >= 3
+    assert all(r["finite"] for r in results)
+    assert results[0]["params"] != results[0]["before"], "training did not move the parameters"
+    for r in results[1:]:
+        assert r["params"] == results[0]["params"]
+    stats = results[0]["stats"]
+    assert stats["steps"] == 25 and stats["compressed_steps"] == 23
+    assert stats["compressed_payload_bytes"] * 4 < stats["compressed_dense_bytes"]
+    assert stats["encode_s"] > 0 and stats["comm_s"] > 0 and stats["decode_s"] > 0
+
+
+def test_hook_output_is_rank_ordered_sum_of_decoded_payloads():
+    world = 2
+    results = run_ranks(_one_compressed_step, world)
+    local = results[0]["local"]
+    # reference: each rank compresses with a zero residual, decode, sum in rank order, divide
+    expected_w = np.zeros(600 * 4, np.float32)
+    expected_res = []
+    for gw, _ in local:
+        residual = np.zeros(gw.size, np.float32)
+        adlcodec.decompress(adlcodec.compress(gw.reshape(-1), residual, bin_size=500, bits=1),
+                            out=expected_w, accumulate=True)
+        expected_res.append(residual)
+    expected_w /= np.float32(world)
+    expected_b = (np.zeros(4, np.float32) + local[0][1] + local[1][1]) / np.float32(world)
+    for rank, r in enumerate(results):
+        np.testing.assert_array_equal(r["weight_grad"].reshape(-1), expected_w)
+        np.testing.assert_array_equal(r["bias_grad"], expected_b)  # biases travel dense
+        # the DDP bucket holds the bias first or second; find the weight residual by its shape
+        weight_res = [res for res, (_, shape, b) in zip(r["residuals"], r["layout"]) if shape == (4, 600)]
+        np.testing.assert_array_equal(weight_res[0], expected_res[rank])
+        assert [b for _, shape, b in r["layout"] if shape == (4,)] == [None]
+    # the compressed weight gradient is really sparse, not the dense average
+    dense_avg = (local[0][0] + local[1][0]) / 2
+    assert not np.array_equal(results[0]["weight_grad"], dense_avg)
+
+
+def test_disagreeing_bits_fail_on_every_rank_with_clear_error():
+    messages = run_ranks(_mismatched_bits, 2)
+    for m in messages:
+        assert "AdaCompConfigError" in m or "disagree" in m, m
+        assert "bits: rank 0=1, rank 1=8" in m, m
+
+
+def test_nonfinite_gradient_is_skipped_identically_on_every_rank():
+    results = run_ranks(_nonfinite, 2, "skip")
+    for r in results:
+        kinds = [entry[0] for entry in r["log"]]
+        assert kinds == ["ok", "ok", "ok", "ok", "skipped", "ok"], r["log"]
+        _, grads_zero, residuals_unchanged = r["log"][4]
+        assert grads_zero and residuals_unchanged
+        assert r["stats"]["nonfinite_steps"] == 1
+    assert results[0]["params"] == results[1]["params"]
+    assert all(np.isfinite(np.frombuffer(b, np.float32)).all() for b in results[0]["params"])
+
+
+def test_nonfinite_gradient_raises_on_every_rank_when_asked():
+    results = run_ranks(_nonfinite, 2, "raise")
+    for r in results:
+        assert r["log"][-1][0] == "raised", r["log"]
+        _, _, message, residuals_unchanged = r["log"][-1]
+        assert "non-finite gradient on rank(s) [1]" in message
+        assert residuals_unchanged
+
+
+def test_state_pickles_without_process_group_and_keeps_residuals():
+    state = AdaCompState(bits=8, bin_size=64, start_iter=3, on_nonfinite="raise")
+    state.process_group = object()  # unpicklable stand-in for a real group
+    state.iter = 17
+    state.residuals[2] = (((0, (4, 600), 64),), [np.arange(2400, dtype=np.float32)])
+    restored = pickle.loads(pickle.dumps(state))
+    assert restored.process_group is None
+    assert (restored.iter, restored.bits, restored.bin_size, restored.start_iter, restored.on_nonfinite) == (
+        17, 8, 64, 3, "raise")
+    np.testing.assert_array_equal(restored.residuals[2][1][0], np.arange(2400, dtype=np.float32))
+
+
+def test_bin_size_follows_layer_kind():
+    state = AdaCompState()
+    assert state.bin_for((64, 32, 3, 3)) == 50
+    assert state.bin_for((256, 3136)) == 500
+    assert state.bin_for((256,)) is None  # biases / norms go dense
+    assert state.bin_for((10, 20)) is None  # smaller than one bin
+    assert AdaCompState(bin_size=100).bin_for((256, 3136)) == 100
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, text",
+    [
+        (dict(bits=3), ValueError, "bits"),
+        (dict(bits=1.0), TypeError, "bits"),
+        (dict(bin_size=0), ValueError, "bin_size"),
+        (dict(bin_size="50"), TypeError, "bin_size"),
+        (dict(start_iter=0), ValueError, "start_iter"),
+        (dict(transport="nccl"), ValueError, "transport"),
+        (dict(on_nonfinite="ignore"), ValueError, "on_nonfinite"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, exc, text):
+    with pytest.raises(exc, match=text):
+        AdaCompState(**kwargs)

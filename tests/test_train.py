@@ -1,0 +1,145 @@
+"""Training entry: data loader, model, launchers (spawn, torchrun, mpirun), exact resume.
+
+Multi-rank runs use loopback only; CI runs this file inside scripts/cluster/hermetic.sh.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from adlcodec.data import DEFAULT_DATA_DIR, load_fashion_mnist, read_idx  # noqa: E402
+from adlcodec.models import PaperCNN  # noqa: E402
+from adlcodec.train import TrainConfig, run  # noqa: E402
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+SMALL = dict(ranks=2, max_steps=12, train_subset=2048, eval_subset=300, batch_size=16, progress=False, seed=3)
+SMALL_ARGS = ["--max-steps", "12", "--train-subset", "2048", "--eval-subset", "300", "--batch-size", "16",
+              "--seed", "3", "--no-progress"]
+
+
+# ------------------------------------------------------------------ data and model
+
+def test_fashion_mnist_loads_from_debian_package():
+    x, y = load_fashion_mnist(split="test")
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == np.float32
+    assert y.shape == (10000,) and set(np.unique(y)) == set(range(10))
+    assert abs(float(x.mean())) < 0.1  # normalised
+
+
+def test_plain_and_gz_idx_files_read_the_same(tmp_path):
+    gz = Path(DEFAULT_DATA_DIR) / "t10k-labels-idx1-ubyte.gz"
+    plain = tmp_path / "t10k-labels-idx1-ubyte"
+    plain.write_bytes(gzip.decompress(gz.read_bytes()))
+    np.testing.assert_array_equal(read_idx(plain), read_idx(gz))
+
+
+def test_corrupt_idx_files_are_rejected(tmp_path):
+    bad_magic = tmp_path / "bad"
+    bad_magic.write_bytes(b"\x01\x02\x08\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(bad_magic)
+    truncated = tmp_path / "short"
+    truncated.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x0a" + b"\x00" * 3)
+    with pytest.raises(ValueError, match="needs 10"):
+        read_idx(truncated)
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_model_shape_and_input_check():
+    model = PaperCNN()
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert 100_000 < sum(p.numel() for p in model.parameters()) < 1_000_000
+    with pytest.raises(ValueError, match="28, 28"):
+        model(torch.zeros(3, 1, 32, 32))
+
+
+@pytest.mark.parametrize("field, value, exc", [("ranks", 0, ValueError), ("batch_size", 2.5, TypeError),
+                                                ("hook", "nccl", ValueError), ("lr", -1.0, ValueError)])
+def test_bad_train_config_is_rejected(field, value, exc):
+    with pytest.raises(exc, match=field):
+        TrainConfig(**{field: value}).validate()
+
+
+# ------------------------------------------------------------------ launchers and resume
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    return run(TrainConfig(**SMALL))
+
+
+def test_spawned_ranks_train_and_agree(uninterrupted):
+    r = uninterrupted
+    assert r["launcher"] == "spawn" and r["world_size"] == 2 and r["steps"] == 12
+    assert r["replicas_identical"]
+    assert r["accuracy"] > 30.0  # 12 steps from 10 % chance level
+    assert r["compression_ratio"] > 20
+
+
+def test_checkpoint_kill_and_resume_is_bit_exact(uninterrupted, tmp_path):
+    cfg = dict(SMALL, checkpoint_dir=str(tmp_path), checkpoint_every=5, fail_at_step=7)
+    with pytest.raises(Exception):  # rank 1 dies hard at step 7
+        run(TrainConfig(**cfg))
+    assert (tmp_path / "latest").read_text() == "5"
+    resumed = run(TrainConfig(**cfg))
+    assert resumed["resumed_from"] == 5
+    assert resumed["state_digest"] == uninterrupted["state_digest"]
+
+
+@pytest.mark.slow
+def test_torchrun_restart_after_killed_rank_matches_uninterrupted(uninterrupted, tmp_path):
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "1", "-m", "adlcodec.train", *SMALL_ARGS, "--checkpoint-dir", str(tmp_path / "ck"),
+           "--checkpoint-every", "5", "--fail-at-step", "7", "--out", str(out)]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert (tmp_path / "ck" / "failed-once").exists(), "the rank was never killed"
+    assert r["launcher"] == "env" and r["resumed_from"] == 5
+    assert r["state_digest"] == uninterrupted["state_digest"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI not installed")
+def test_mpirun_with_mpi_transport_matches_torch_transport(uninterrupted, tmp_path):
+    pytest.importorskip("mpi4py")
+    out = tmp_path / "m.json"
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "OMP_NUM_THREADS=1",
+           "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
+           "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
+           sys.executable, "-m", "adlcodec.train", *SMALL_ARGS, "--transport", "mpi", "--out", str(out)]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["launcher"] == "mpi" and r["replicas_identical"]
+    # same arithmetic in the same order: the transport must not change a single bit
+    assert r["state_digest"] == uninterrupted["state_digest"]
+
+
+def test_cli_train_prints_summary_and_saves(tmp_path):
+    out = tmp_path / "cli.json"
+    proc = subprocess.run(["adlcodec", "train", "--ranks", "2", "--max-steps", "5", "--train-subset", "1024",
+                           "--eval-subset", "200", "--out", str(out)], env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for text in ("test accuracy", "time per step", "compression ratio", "bytes on the wire", f"saved results to {out}"):
+        assert text in proc.stdout
+    assert "train[adacomp]" in proc.stderr  # tqdm progress bar on rank 0
+    assert json.loads(out.read_text())["steps"] == 5
+
+
+def test_cli_rejects_bad_arguments():
+    proc = subprocess.run(["adlcodec", "train", "--ranks", "0"], env=ENV, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "ranks must be >= 1" in proc.stderr
