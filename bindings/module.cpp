@@ -131,9 +131,9 @@ py::array decompress(const py::handle& payload, const py::object& out, bool accu
   return target;
 }
 
-uint32_t crc32c(const py::handle& data) {
+uint32_t crc32c(const py::handle& data, bool portable) {
   ByteView bytes(data);
-  return adlcodec::crc32c(bytes.data(), bytes.size());
+  return portable ? adlcodec::crc32c_portable(bytes.data(), bytes.size()) : adlcodec::crc32c(bytes.data(), bytes.size());
 }
 
 }  // namespace
@@ -150,7 +150,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("check_finite"));
   m.def("decompress", &decompress, py::arg("payload"), py::arg("out"), py::arg("accumulate"));
   m.def("inspect", &inspect, py::arg("payload"));
-  m.def("crc32c", &crc32c, py::arg("data"));
+  m.def("crc32c", &crc32c, py::arg("data"), py::arg("portable") = false);
   m.def("kernel", [] { return std::string(adlcodec::active_kernel_name()); });
   m.def("available_kernels", &adlcodec::available_kernel_names);
   m.def("set_kernel", &adlcodec::set_kernel, py::arg("name"));

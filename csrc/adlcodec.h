@@ -73,6 +73,8 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
 
 // CRC-32C (Castagnoli), as stored in the payload trailer.
 uint32_t crc32c(const uint8_t* data, size_t size, uint32_t crc = 0);
+// The table-driven fallback used where the CPU has no CRC32C instruction (exposed for tests).
+uint32_t crc32c_portable(const uint8_t* data, size_t size, uint32_t crc = 0);
 
 // Kernel selection. The active kernel is chosen once, at first use: ADLCODEC_KERNEL if set
 // (an unknown or unavailable name is an error), else the best the CPU supports.

@@ -1,7 +1,13 @@
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8 in portable C++.
-// Payloads are a few percent of the gradient, so the table version is far from the bottleneck.
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the CPU's CRC32C instruction where there is
+// one (SSE4.2 on x86-64, the CRC extension every Cortex-A53 has), else portable slicing-by-8.
 #include <array>
 #include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#elif defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+#endif
 
 #include "adlcodec.h"
 
@@ -29,7 +35,7 @@ const Tables& tables() {
 
 }  // namespace
 
-uint32_t crc32c(const uint8_t* data, size_t size, uint32_t crc) {
+uint32_t crc32c_portable(const uint8_t* data, size_t size, uint32_t crc) {
   const Tables& t = tables();
   crc = ~crc;
   while (size >= 8) {
@@ -42,6 +48,45 @@ uint32_t crc32c(const uint8_t* data, size_t size, uint32_t crc) {
   }
   while (size--) crc = (crc >> 8) ^ t[0][(crc ^ *data++) & 0xFF];
   return ~crc;
+}
+
+namespace {
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t crc32c_hardware(const uint8_t* data, size_t size, uint32_t crc) {
+  uint64_t c = ~crc & 0xFFFFFFFFu;
+  for (; size >= 8; data += 8, size -= 8) {
+    uint64_t word;
+    std::memcpy(&word, data, 8);
+    c = _mm_crc32_u64(c, word);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; size; --size) c32 = _mm_crc32_u8(c32, *data++);
+  return ~c32;
+}
+bool has_hardware_crc() { return __builtin_cpu_supports("sse4.2"); }
+#elif defined(__ARM_FEATURE_CRC32)
+uint32_t crc32c_hardware(const uint8_t* data, size_t size, uint32_t crc) {
+  uint32_t c = ~crc;
+  for (; size >= 8; data += 8, size -= 8) {
+    uint64_t word;
+    std::memcpy(&word, data, 8);
+    c = __crc32cd(c, word);
+  }
+  for (; size; --size) c = __crc32cb(c, *data++);
+  return ~c;
+}
+bool has_hardware_crc() { return true; }
+#else
+uint32_t crc32c_hardware(const uint8_t* data, size_t size, uint32_t crc) { return crc32c_portable(data, size, crc); }
+bool has_hardware_crc() { return false; }
+#endif
+
+}  // namespace
+
+uint32_t crc32c(const uint8_t* data, size_t size, uint32_t crc) {
+  static const bool hardware = has_hardware_crc();
+  return hardware ? crc32c_hardware(data, size, crc) : crc32c_portable(data, size, crc);
 }
 
 }  // namespace adlcodec

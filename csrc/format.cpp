@@ -362,6 +362,48 @@ std::string count_message(const char* what, const NonFiniteScan& scan) {
   throw ArgumentError(message + "; the residual was left unchanged");
 }
 
+// The sent value of entry i of a valid value section.
+template <int Bits>
+class ValueReader {
+ public:
+  ValueReader(const uint8_t* values, float scale) : values_(values) {
+    if constexpr (Bits <= 8) {
+      for (uint32_t m = 0; m < (1u << (Bits - 1)); ++m)
+        magnitude_bits_[m] = float_bits(Bits == 1 ? scale : scale * level_fraction(m, Bits));
+    }
+  }
+  float operator()(uint64_t i) const {
+    if constexpr (Bits == 16) {
+      return half_to_float(get_u16(values_ + 2 * i));
+    } else if constexpr (Bits == 32) {
+      return bits_float(get_u32(values_ + 4 * i));
+    } else {
+      constexpr unsigned kPerByte = 8 / Bits;
+      const uint32_t code = (values_[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u);
+      const uint32_t sign = (code >> (Bits - 1)) << 31;
+      return bits_float(magnitude_bits_[code & ((1u << (Bits - 1)) - 1u)] | sign);
+    }
+  }
+
+ private:
+  const uint8_t* values_;
+  uint32_t magnitude_bits_[Bits <= 8 ? (1u << (Bits - 1)) : 1] = {};
+};
+
+// Zero-fills (unless accumulating) and scatters in L1-sized chunks, so each line of `out` is
+// brought in once instead of once for the fill and again for the scatter.
+template <int Bits>
+void write_dense(const uint32_t* idx, const uint8_t* values, uint64_t count, float scale, float* out, uint64_t numel,
+                 bool accumulate) {
+  const ValueReader<Bits> value(values, scale);
+  uint64_t next = 0;
+  for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+    const uint64_t end = std::min(numel, start + kApplyChunkElements);
+    if (!accumulate) std::fill(out + start, out + end, 0.0f);
+    for (; next < count && idx[next] < end; ++next) out[idx[next]] += value(next);
+  }
+}
+
 }  // namespace
 
 bool is_valid_bits(int bits) {
@@ -466,30 +508,13 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
   }
 
   // Valid: from here on nothing can fail.
-  if (!accumulate) std::fill(out, out + info.numel, 0.0f);
-  const uint32_t* positions = idx.get();
-  if (bits == 16) {
-    for (uint64_t i = 0; i < count; ++i) out[positions[i]] += half_to_float(get_u16(values + 2 * i));
-  } else if (bits == 32) {
-    for (uint64_t i = 0; i < count; ++i) out[positions[i]] += bits_float(get_u32(values + 4 * i));
-  } else if (bits == 1) {
-    const uint32_t scale_bits = float_bits(info.scale);
-    for (uint64_t i = 0; i < count; ++i) {
-      const uint32_t sign = uint32_t((values[i >> 3] >> (i & 7)) & 1u) << 31;
-      out[positions[i]] += bits_float(scale_bits | sign);
-    }
-  } else {
-    const unsigned per_byte = 8u / unsigned(bits);
-    const uint32_t mask = (1u << bits) - 1u;
-    const uint32_t magnitude_mask = mask >> 1;
-    float magnitudes[128];
-    for (uint32_t m = 0; m <= magnitude_mask; ++m) magnitudes[m] = info.scale * level_fraction(m, bits);
-    for (uint64_t i = 0; i < count; ++i) {
-      const uint32_t code = (values[i / per_byte] >> ((i % per_byte) * unsigned(bits))) & mask;
-      const uint32_t sign = (code >> (bits - 1)) << 31;
-      out[positions[i]] += bits_float(float_bits(magnitudes[code & magnitude_mask]) | sign);
-    }
-  }
+  const auto write = bits == 1   ? write_dense<1>
+                     : bits == 2 ? write_dense<2>
+                     : bits == 4 ? write_dense<4>
+                     : bits == 8 ? write_dense<8>
+                     : bits == 16 ? write_dense<16>
+                                  : write_dense<32>;
+  write(idx.get(), values, count, info.scale, out, info.numel, accumulate);
 }
 
 }  // namespace adlcodec

@@ -44,18 +44,15 @@ uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n
     const uint64_t vec_len = len & ~uint64_t(7);
     const float* g = grad + start;
     const float* r = residual + start;
-    // The next bins' lines, requested now: with small bins the hardware prefetcher alone leaves
-    // the first loop waiting on memory.
-    for (uint64_t ahead = kPrefetchElements; ahead < kPrefetchElements + len; ahead += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(r + ahead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(g + ahead), _MM_HINT_T0);
-    }
-
     // Two accumulators halve the add -> max dependency chain. max_ps(a, m) returns m when a is
     // NaN, matching the scalar `a > m ? a : m`.
     __m256 max0 = zero, max1 = zero;
     uint64_t i = 0;
     for (; i + 16 <= vec_len; i += 16) {
+      // One line of each stream, 4 KiB ahead: the bin-by-bin access pattern (read a bin, read it
+      // again from L1) leaves the hardware prefetcher behind, and this loop waits on memory.
+      _mm_prefetch(reinterpret_cast<const char*>(r + i + kPrefetchElements), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(g + i + kPrefetchElements), _MM_HINT_T0);
       const __m256 G0 = _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(g + i));
       const __m256 G1 = _mm256_add_ps(_mm256_loadu_ps(r + i + 8), _mm256_loadu_ps(g + i + 8));
       max0 = _mm256_max_ps(abs_ps(G0), max0);

@@ -72,8 +72,10 @@ def test_spec_example():
 def test_crc32c_check_value():
     assert adlcodec._core.crc32c(b"123456789") == 0xE3069283 == spec_decoder.crc32c(b"123456789")
     data = np.random.default_rng(1).integers(0, 256, 1000, dtype=np.uint8).tobytes()
-    for cut in (0, 1, 7, 8, 9, 999, 1000):
-        assert adlcodec._core.crc32c(data[:cut]) == spec_decoder.crc32c(data[:cut])
+    for cut in (0, 1, 7, 8, 9, 15, 16, 17, 999, 1000):
+        expected = spec_decoder.crc32c(data[:cut])
+        assert adlcodec._core.crc32c(data[:cut]) == expected  # the CPU's instruction where it has one
+        assert adlcodec._core.crc32c(data[:cut], portable=True) == expected
 
 
 # --- hostile and corrupted payloads ----------------------------------------------------------------
