@@ -43,25 +43,24 @@ def _as_payload(obj: Any) -> Any:
     return obj
 
 
-def check_bin_size(bin_size: Any) -> int:
-    if isinstance(bin_size, bool):
-        raise TypeError("bin_size must be an int")
+def _as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
     try:
-        value = operator.index(bin_size)
+        return operator.index(value)
     except TypeError:
-        raise TypeError(f"bin_size must be an int, got {type(bin_size).__name__}") from None
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+
+
+def check_bin_size(bin_size: Any) -> int:
+    value = _as_int(bin_size, "bin_size")
     if not 1 <= value <= 0xFFFFFFFF:
         raise ValueError(f"bin_size must be between 1 and 2^32-1, got {value}")
     return value
 
 
 def check_bits(bits: Any) -> int:
-    if isinstance(bits, bool):
-        raise TypeError("bits must be an int")
-    try:
-        value = operator.index(bits)
-    except TypeError:
-        raise TypeError(f"bits must be an int, got {type(bits).__name__}") from None
+    value = _as_int(bits, "bits")
     if value not in VALID_BITS:
         raise ValueError(f"bits must be one of {VALID_BITS}, got {value}")
     return value
@@ -131,14 +130,3 @@ def use_kernel(name: str) -> Iterator[str]:
     finally:
         _core.set_kernel(previous)
 
-
-__all__ = [
-    "FORMAT_VERSION",
-    "FormatError",
-    "available_kernels",
-    "compress",
-    "decompress",
-    "inspect",
-    "kernel",
-    "use_kernel",
-]
