@@ -297,3 +297,15 @@ def test_shape_extent_beyond_the_format_is_rejected():
     empty_but_wide = np.zeros((0, 2**33), np.float32)
     with pytest.raises(ValueError, match="extent is larger than 2\\^32-1"):
         adlcodec.compress(empty_but_wide, np.zeros((0, 2**33), np.float32))
+
+
+@pytest.mark.parametrize("bits", [1, 16])
+@pytest.mark.parametrize("n,bin_size", [(0, 5), (5000, 7), (100000, 50), (70000, 3000)])
+def test_check_finite_off_is_the_same_codec_on_finite_input(kernel, rng, n, bin_size, bits):
+    grad = rng.standard_normal(n, dtype=np.float32)
+    residual = rng.standard_normal(n, dtype=np.float32)
+    checked, streamed = residual.copy(), residual.copy()
+    a = adlcodec.compress(grad, checked, bin_size=bin_size, bits=bits)
+    b = adlcodec.compress(grad, streamed, bin_size=bin_size, bits=bits, check_finite=False)
+    assert a.tobytes() == b.tobytes()
+    assert checked.tobytes() == streamed.tobytes()
