@@ -39,18 +39,26 @@ inline void select_lanes(uint64_t candidates, unsigned lane_shift, const float* 
   }
 }
 
-// One bit per lane of 16 (bit 4k+3 for lane k) that is not below bin_max: selected, a tie, or NaN.
+// |b| > |a| as one FACGT: GCC expands vcagtq_f32 to two FABS and an FCMGT, and does not hoist
+// |bin_max| out of the loop.
+inline uint32x4_t abs_greater(float32x4_t b, float32x4_t a) {
+  uint32x4_t out;
+  __asm__("facgt %0.4s, %1.4s, %2.4s" : "=w"(out) : "w"(b), "w"(a));
+  return out;
+}
+
+// A nibble per lane of 16, all ones where |H| < bin_max; the other lanes are selected, ties or NaN.
 // |H| < bin_max (false for NaN) also proves H finite, so in the common all-below case the finite
 // check costs nothing. uzp1 keeps each 32-bit mask's low half, then low byte; shrn #4 leaves a nibble
 // per byte lane in 64 bits.
-inline uint64_t not_below_16(float32x4_t bin_max, float32x4_t H0, float32x4_t H1, float32x4_t H2, float32x4_t H3) {
-  const uint16x8_t b01 = vuzp1q_u16(vreinterpretq_u16_u32(vcagtq_f32(bin_max, H0)),
-                                    vreinterpretq_u16_u32(vcagtq_f32(bin_max, H1)));
-  const uint16x8_t b23 = vuzp1q_u16(vreinterpretq_u16_u32(vcagtq_f32(bin_max, H2)),
-                                    vreinterpretq_u16_u32(vcagtq_f32(bin_max, H3)));
+inline uint64_t below_16(float32x4_t bin_max, float32x4_t H0, float32x4_t H1, float32x4_t H2, float32x4_t H3) {
+  const uint16x8_t b01 = vuzp1q_u16(vreinterpretq_u16_u32(abs_greater(bin_max, H0)),
+                                    vreinterpretq_u16_u32(abs_greater(bin_max, H1)));
+  const uint16x8_t b23 = vuzp1q_u16(vreinterpretq_u16_u32(abs_greater(bin_max, H2)),
+                                    vreinterpretq_u16_u32(abs_greater(bin_max, H3)));
   const uint8x16_t below = vuzp1q_u8(vreinterpretq_u8_u16(b01), vreinterpretq_u8_u16(b23));
   const uint8x8_t nibbles = vshrn_n_u16(vreinterpretq_u16_u8(below), 4);
-  return ~vget_lane_u64(vreinterpret_u64_u8(nibbles), 0) & 0x8888888888888888ull;
+  return vget_lane_u64(vreinterpret_u64_u8(nibbles), 0);
 }
 
 uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
@@ -116,26 +124,26 @@ uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n
         g0 = vld1q_f32(g + i), g1 = vld1q_f32(g + i + 4), g2 = vld1q_f32(g + i + 8), g3 = vld1q_f32(g + i + 12);
         const float32x4_t r0 = vld1q_f32(r + i), r1 = vld1q_f32(r + i + 4);
         const float32x4_t r2 = vld1q_f32(r + i + 8), r3 = vld1q_f32(r + i + 12);
-        const uint64_t candidates = not_below_16(vbin_max, H0, H1, H2, H3);
+        const uint64_t below = below_16(vbin_max, H0, H1, H2, H3);
         H0 = vaddq_f32(vaddq_f32(r0, g0), g0);
         H1 = vaddq_f32(vaddq_f32(r1, g1), g1);
         H2 = vaddq_f32(vaddq_f32(r2, g2), g2);
         H3 = vaddq_f32(vaddq_f32(r3, g3), g3);
-        if (__builtin_expect(candidates != 0, 0)) {
+        if (__builtin_expect(below != ~uint64_t(0), 0)) {
           const uint64_t prev = i - kBlock;
-          select_lanes(candidates, 2, r + prev, g + prev, bin_base + static_cast<uint32_t>(prev), bin_max,
+          select_lanes(~below & 0x8888888888888888ull, 2, r + prev, g + prev, bin_base + static_cast<uint32_t>(prev), bin_max,
                        indices, values, all_finite);
         }
       }
       const uint64_t last = blocks_end - kBlock;
-      select_lanes(not_below_16(vbin_max, H0, H1, H2, H3), 2, r + last, g + last,
+      select_lanes(~below_16(vbin_max, H0, H1, H2, H3) & 0x8888888888888888ull, 2, r + last, g + last,
                    bin_base + static_cast<uint32_t>(last), bin_max, indices, values, all_finite);
     }
     for (uint64_t i = blocks_end; i < vectors_end; i += 4) {
       const float32x4_t gv = vld1q_f32(g + i);
       const float32x4_t H = vaddq_f32(vaddq_f32(vld1q_f32(r + i), gv), gv);
       // Lanes past the bin count as below.
-      const uint32x4_t below = vornq_u32(vcagtq_f32(vbin_max, H), first_lanes(len - i < 4 ? len - i : 4));
+      const uint32x4_t below = vornq_u32(abs_greater(vbin_max, H), first_lanes(len - i < 4 ? len - i : 4));
       const uint64_t candidates = ~vget_lane_u64(vreinterpret_u64_u16(vmovn_u32(below)), 0) & 0x8000800080008000ull;
       select_lanes(candidates, 4, r + i, g + i, bin_base + static_cast<uint32_t>(i), bin_max, indices, values,
                    all_finite);

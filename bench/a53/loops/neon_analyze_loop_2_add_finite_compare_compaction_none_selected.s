@@ -1,23 +1,38 @@
-// csrc/kernel_neon.cpp: const uint32x4_t below = vandq_u32(vcagtq_f32(vbin_max, H0), vcagtq_f32(vbin_max, H1));
-// function _ZN8adlcodec12_GLOBAL__N_117analyze_bins_neonEPKfS2_mjjPjPfPb; 8 element(s) per iteration
-ldr q2, [x8, x10]
-ldr q0, [x16, x10]
-ldr q1, [x6, x10]
-ldr q3, [x15, x10]
-fadd v1.4s, v1.4s, v2.4s
-fadd v3.4s, v3.4s, v0.4s
-fadd v2.4s, v2.4s, v1.4s
-fadd v0.4s, v0.4s, v3.4s
-fabs v2.4s, v2.4s
-fabs v0.4s, v0.4s
-fcmgt v16.4s, v17.4s, v2.4s
-fcmgt v18.4s, v17.4s, v0.4s
-and v16.16b, v16.16b, v18.16b
-xtn v16.4h, v16.4s
-fmov x1, d16
+// csrc/kernel_neon.cpp: const uint64_t below = below_16(vbin_max, H0, H1, H2, H3);
+// function _ZN8adlcodec12_GLOBAL__N_117analyze_bins_neonEPKfS2_mjjPjPfPb; 16 element(s) per iteration
+#APP
+facgt v4.4s, v5.4s, v4.4s
+#NO_APP
+#APP
+facgt v1.4s, v5.4s, v1.4s
+#NO_APP
+#APP
+facgt v0.4s, v5.4s, v0.4s
+#NO_APP
+#APP
+facgt v6.4s, v5.4s, v6.4s
+#NO_APP
+uzp1 v0.8h, v0.8h, v4.8h
+uzp1 v6.8h, v6.8h, v1.8h
+ldp q18, q17, [x2, 32]
+ldp q7, q1, [x5, 32]
+uzp1 v0.16b, v0.16b, v6.16b
+ldp q20, q19, [x2]
+ldp q16, q4, [x5]
+fadd v6.4s, v7.4s, v18.4s
+shrn v7.8b, v0.8h, 4
+fadd v16.4s, v16.4s, v20.4s
+fadd v4.4s, v4.4s, v19.4s
+fadd v1.4s, v1.4s, v17.4s
+fmov x1, d7
+fadd v0.4s, v16.4s, v20.4s
+fadd v4.4s, v4.4s, v19.4s
+fadd v6.4s, v6.4s, v18.4s
+fadd v1.4s, v1.4s, v17.4s
 cmn x1, #1
-beq .L39
-add x7, x7, 8
-add x10, x10, 32
-cmp x9, x7
-bhi .L41
+bne .L90
+add x7, x7, 16
+add x2, x2, 64
+cmp x7, x9
+add x5, x5, 64
+bne .L40

@@ -1,53 +1,67 @@
-// csrc/kernel_neon.cpp: const uint32x4_t keep0 = vbicq_u32(vcageq_f32(H0, vbin_max), vceqq_f32(G0, zero));
-// function _ZN8adlcodec12_GLOBAL__N_117analyze_bins_neonEPKfS2_mjjPjPfPb; 9 element(s) per iteration
-fcmge v18.4s, v2.4s, v17.4s
-fcmge v16.4s, v0.4s, v17.4s
-fcmeq v1.4s, v1.4s, 0
-fcmeq v3.4s, v3.4s, 0
-fcmge v2.4s, v6.4s, v2.4s
-fcmge v0.4s, v6.4s, v0.4s
-bic v1.16b, v18.16b, v1.16b
-bic v3.16b, v16.16b, v3.16b
-and v0.16b, v0.16b, v2.16b
-uzp1 v1.8h, v1.8h, v3.8h
-and v5.16b, v5.16b, v0.16b
-xtn v0.8b, v1.8h
-fmov x3, d0
-cbz x3, .L39
-add w11, w23, w7
-rbit x1, x3
-clz x1, x1
-lsr w2, w1, 3
-mov x1, x2
-add w5, w2, w11
-add x2, x2, x7
-str w5, [x0], 4
-lsl w1, w1, 3
-ldr s0, [x6, x2, lsl 2]
-lsl x1, x12, x1
-ldr s1, [x8, x2, lsl 2]
-bics x3, x3, x1
-fadd s0, s0, s1
-str s0, [x4], 4
-bne .L40
-add x7, x7, 8
-add x10, x10, 32
-cmp x9, x7
-bhi .L41
-ldr q2, [x8, x10]
-ldr q0, [x16, x10]
-ldr q1, [x6, x10]
-ldr q3, [x15, x10]
-fadd v1.4s, v1.4s, v2.4s
-fadd v3.4s, v3.4s, v0.4s
-fadd v2.4s, v2.4s, v1.4s
-fadd v0.4s, v0.4s, v3.4s
-fabs v2.4s, v2.4s
-fabs v0.4s, v0.4s
-fcmgt v16.4s, v17.4s, v2.4s
-fcmgt v18.4s, v17.4s, v0.4s
-and v16.16b, v16.16b, v18.16b
-xtn v16.4h, v16.4s
-fmov x1, d16
+// csrc/kernel_neon.cpp: const uint64_t below = below_16(vbin_max, H0, H1, H2, H3);
+// function _ZN8adlcodec12_GLOBAL__N_117analyze_bins_neonEPKfS2_mjjPjPfPb; 17 element(s) per iteration
+#APP
+facgt v4.4s, v5.4s, v4.4s
+#NO_APP
+#APP
+facgt v1.4s, v5.4s, v1.4s
+#NO_APP
+#APP
+facgt v0.4s, v5.4s, v0.4s
+#NO_APP
+#APP
+facgt v6.4s, v5.4s, v6.4s
+#NO_APP
+uzp1 v0.8h, v0.8h, v4.8h
+uzp1 v6.8h, v6.8h, v1.8h
+ldp q18, q17, [x2, 32]
+ldp q7, q1, [x5, 32]
+uzp1 v0.16b, v0.16b, v6.16b
+ldp q20, q19, [x2]
+ldp q16, q4, [x5]
+fadd v6.4s, v7.4s, v18.4s
+shrn v7.8b, v0.8h, 4
+fadd v16.4s, v16.4s, v20.4s
+fadd v4.4s, v4.4s, v19.4s
+fadd v1.4s, v1.4s, v17.4s
+fmov x1, d7
+fadd v0.4s, v16.4s, v20.4s
+fadd v4.4s, v4.4s, v19.4s
+fadd v6.4s, v6.4s, v18.4s
+fadd v1.4s, v1.4s, v17.4s
 cmn x1, #1
-beq .L39
+bne .L90
+mvn x1, x1
+add w17, w19, w7
+ands x1, x1, -8608480567731124088
+beq .L38
+rbit x6, x1
+sub x28, x1, #1
+clz x6, x6
+add x27, x7, x6, lsr 2
+lsr w6, w6, 2
+add w6, w17, w6
+ldr s7, [x12, x27, lsl 2]
+ldr s16, [x10, x27, lsl 2]
+str w6, [x0]
+fadd s16, s7, s16
+fadd s7, s7, s16
+str s16, [x3]
+fabs s7, s7
+fcmpe s7, s3
+cset w6, ls
+fcmp s16, #0.0
+and w4, w4, w6
+fccmpe s7, s2, 1, ne
+cset x6, ge
+ands x1, x1, x28
+lsl x6, x6, 2
+add x0, x0, x6
+add x3, x3, x6
+bne .L39
+b .L38
+add x7, x7, 16
+add x2, x2, 64
+cmp x7, x9
+add x5, x5, 64
+bne .L40

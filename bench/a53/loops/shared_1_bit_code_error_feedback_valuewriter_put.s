@@ -1,28 +1,31 @@
-// csrc/format.cpp: stream_.put(code, unsigned(bits_));
-// function _ZN8adlcodec6encodeEPKfPfmPKmiRKNS_13EncodeOptionsE; 1 element(s) per iteration
-lsl x0, x0, x23
-add w23, w23, w24
-orr x25, x25, x0
-cmp w23, 31
-bls .L1062
-fmov s2, w7
-orr v0.8b, v2.8b, v0.8b
-fsub s1, s1, s0
-add x21, x21, 1
-cmp x19, x21
-str s1, [x20, x6, lsl 2]
-beq .L1260
-ldr w6, [x22, x21, lsl 2]
-cmp x6, x26
-bcs .L1260
-ldr s1, [x27, x21, lsl 2]
-cmp w24, 16
-fmov w0, s1
-bne .L1044
-cmp w24, 32
-beq .L1296
-and w7, w0, -2147483648
-fmov s0, s8
-cmp w24, 1
-lsr w0, w0, 31
-ble .L1058
+// csrc/format.cpp: stream_.put(code, unsigned(Bits));
+// function _ZN8adlcodec12_GLOBAL__N_115update_residualILi8EEEvRKNS_6KernelEPKfPfmPKjS6_mfPh; 1 element(s) per iteration
+fmov s1, w9
+orr w8, w8, w10, lsl 7
+orr x8, x8, x20
+str x8, [x24], 1
+orr v1.8b, v1.8b, v3.8b
+ldr w1, [x23, x19, lsl 2]
+add x19, x19, 1
+lsr x20, x8, 8
+cmp x27, x19
+fsub s2, s2, s1
+str s2, [x26, x1, lsl 2]
+beq .L250
+ldr w1, [x23, x19, lsl 2]
+fmov s3, s8
+mov w8, 127
+cmp x1, x25
+bcc .L251
+ldr s2, [x28, x19, lsl 2]
+fabs s1, s2
+fmov w1, s2
+fdiv s1, s1, s8
+and w9, w1, -2147483648
+lsr w10, w9, 31
+fmul s1, s1, s9
+fadd s1, s1, s10
+fcmpe s1, s0
+bge .L248
+fmul s3, s8, s11
+mov w8, 0

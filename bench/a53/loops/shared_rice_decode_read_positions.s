@@ -7,22 +7,22 @@ add w1, w3, w1
 lsr x0, x0, x12
 and x0, x0, x20
 orr x0, x0, x2
-add x27, x27, w1, uxtb
-add x24, x24, x0
-b .L618
-cmp x19, x24
-bls .L853
-str w24, [x21], 4
-add x24, x24, 1
+add x25, x25, w1, uxtb
+add x26, x26, x0
+b .L1357
+cmp x19, x26
+bls .L1541
+str w26, [x21], 4
+add x26, x26, 1
 cmp x21, x22
-bne .L627
-lsr x1, x27, 3
-str xzr, [sp, 448]
+bne .L1366
+lsr x1, x25, 3
+str xzr, [sp, 352]
 add x0, x1, 8
-cmp x28, x0
-bcc .L609
-cmp x28, x1
-bhi .L858
+cmp x0, x28
+bhi .L1348
+cmp x1, x28
+bcc .L1545
 mov w1, 0
 mov x2, 0
 mov x0, 0
