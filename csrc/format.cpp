@@ -204,60 +204,81 @@ float selection_scale(const float* selected_values, uint64_t count, int bits) {
   return scale;
 }
 
-// Appends the code of each selected G to the value section and returns what the receiver decodes.
-// One instantiation per bit width keeps the per-element loop free of width checks.
+// The sent value of entry i of a valid value section.
 template <int Bits>
-class ValueWriter {
+class ValueReader {
  public:
-  ValueWriter(float scale, uint8_t* dst) : scale_(scale), dst_(dst), stream_(dst) {}
-
-  float put(float G) {
-    if constexpr (Bits == 16) {
-      const uint16_t h = float_to_half(G);
-      put_u16(dst_, h);
-      dst_ += 2;
-      return half_to_float(h);
-    } else if constexpr (Bits == 32) {
-      put_u32(dst_, float_bits(G));
-      dst_ += 4;
-      return G;
-    } else {
-      // Signs are random: bit operations instead of a branch that mispredicts half the time.
-      const uint32_t sign = float_bits(G) & 0x80000000u;
-      uint32_t code = sign >> 31;
-      float magnitude = scale_;
-      if constexpr (Bits > 1) {
-        const uint32_t m = nearest_level(std::fabs(G), scale_, Bits);
-        code = (code << unsigned(Bits - 1)) | m;
-        magnitude = scale_ * level_fraction(m, Bits);
-      }
-      stream_.put(code, unsigned(Bits));
-      return bits_float(float_bits(magnitude) | sign);
+  ValueReader(const uint8_t* values, float scale) : values_(values) {
+    if constexpr (Bits <= 8) {
+      for (uint32_t m = 0; m < (1u << (Bits - 1)); ++m)
+        magnitude_bits_[m] = float_bits(Bits == 1 ? scale : scale * level_fraction(m, Bits));
     }
   }
-  void finish() {
-    if constexpr (Bits <= 8) stream_.finish();
+  float operator()(uint64_t i) const {
+    if constexpr (Bits == 16) {
+      return half_to_float(get_u16(values_ + 2 * i));
+    } else if constexpr (Bits == 32) {
+      return bits_float(get_u32(values_ + 4 * i));
+    } else {
+      constexpr unsigned kPerByte = 8 / Bits;
+      const uint32_t code = (values_[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u);
+      const uint32_t sign = (code >> (Bits - 1)) << 31;
+      return bits_float(magnitude_bits_[code & ((1u << (Bits - 1)) - 1u)] | sign);
+    }
   }
 
  private:
-  float scale_;
-  uint8_t* dst_;
-  BitWriter stream_;
+  const uint8_t* values_;
+  uint32_t magnitude_bits_[Bits <= 8 ? (1u << (Bits - 1)) : 1] = {};
 };
 
-// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback), while
-// the codes go to the value section in index order.
+template <int Bits>
+uint32_t value_code(float G, float scale) {
+  const uint32_t sign = float_bits(G) >> 31;
+  if constexpr (Bits == 1) {
+    return sign;
+  } else {
+    return (sign << (Bits - 1)) | nearest_level(std::fabs(G), scale, Bits);
+  }
+}
+
+// The value section for the selected G, in one sequential pass: codes packed a whole byte at a time.
+template <int Bits>
+void write_values(const float* G, uint64_t count, float scale, uint8_t* values) {
+  if constexpr (Bits == 16) {
+    for (uint64_t i = 0; i < count; ++i) put_u16(values + 2 * i, float_to_half(G[i]));
+  } else if constexpr (Bits == 32) {
+    std::memcpy(values, G, 4 * count);
+  } else {
+    constexpr uint64_t kPerByte = 8 / Bits;
+    const uint64_t whole = count / kPerByte;
+    for (uint64_t j = 0; j < whole; ++j) {
+      uint32_t byte = 0;
+      for (uint64_t t = 0; t < kPerByte; ++t) byte |= value_code<Bits>(G[j * kPerByte + t], scale) << (t * Bits);
+      values[j] = static_cast<uint8_t>(byte);
+    }
+    if (count % kPerByte) {
+      uint32_t byte = 0;  // zero padding
+      for (uint64_t i = whole * kPerByte; i < count; ++i)
+        byte |= value_code<Bits>(G[i], scale) << ((i - whole * kPerByte) * Bits);
+      values[whole] = static_cast<uint8_t>(byte);
+    }
+  }
+}
+
+// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback). `sent` is
+// read back from the value section just written, with the decoder's own reader.
 template <int Bits>
 void update_residual(const Kernel& kernel, const float* grad, float* residual, uint64_t numel,
                      const uint32_t* idx, const float* G, uint64_t selected, float scale, uint8_t* values) {
-  ValueWriter<Bits> writer(scale, values);
+  write_values<Bits>(G, selected, scale, values);
+  const ValueReader<Bits> sent(values, scale);
   uint64_t next = 0;
   for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
     const uint64_t end = std::min(numel, start + kApplyChunkElements);
     kernel.accumulate(grad + start, residual + start, end - start);
-    for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - writer.put(G[next]);
+    for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - sent(next);
   }
-  writer.finish();
 }
 
 // --- Header ----------------------------------------------------------------------------------------
@@ -361,34 +382,6 @@ std::string count_message(const char* what, const NonFiniteScan& scan) {
               (in_sums.count == 1 ? "" : "s") + " (first at index " + std::to_string(in_sums.first) + ")";
   throw ArgumentError(message + "; the residual was left unchanged");
 }
-
-// The sent value of entry i of a valid value section.
-template <int Bits>
-class ValueReader {
- public:
-  ValueReader(const uint8_t* values, float scale) : values_(values) {
-    if constexpr (Bits <= 8) {
-      for (uint32_t m = 0; m < (1u << (Bits - 1)); ++m)
-        magnitude_bits_[m] = float_bits(Bits == 1 ? scale : scale * level_fraction(m, Bits));
-    }
-  }
-  float operator()(uint64_t i) const {
-    if constexpr (Bits == 16) {
-      return half_to_float(get_u16(values_ + 2 * i));
-    } else if constexpr (Bits == 32) {
-      return bits_float(get_u32(values_ + 4 * i));
-    } else {
-      constexpr unsigned kPerByte = 8 / Bits;
-      const uint32_t code = (values_[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u);
-      const uint32_t sign = (code >> (Bits - 1)) << 31;
-      return bits_float(magnitude_bits_[code & ((1u << (Bits - 1)) - 1u)] | sign);
-    }
-  }
-
- private:
-  const uint8_t* values_;
-  uint32_t magnitude_bits_[Bits <= 8 ? (1u << (Bits - 1)) : 1] = {};
-};
 
 // Zero-fills (unless accumulating) and scatters in L1-sized chunks, so each line of `out` is
 // brought in once instead of once for the fill and again for the scatter.
