@@ -17,8 +17,8 @@ def main(path):
         groups[b["group"]][info["impl"]] = (b["stats"]["median"], info)
     print(f"Machine: {data['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
           f"{data['machine_info'].get('python_implementation')} {data['machine_info'].get('python_version')}\n")
-    print("| operation | n | bin | bits | baseline ms | adlcodec ms (best kernel) | × baseline | scalar × baseline | no-check × baseline | torch ms | torch / adlcodec |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| operation | n | bin | bits | density | baseline ms | adlcodec ms (best kernel) | × baseline | scalar × baseline | no-check × baseline | torch ms | torch / adlcodec |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in sorted(groups, key=lambda g: (g.split()[0], g)):
         impls = groups[name]
         kind = name.split()[0]
@@ -35,7 +35,8 @@ def main(path):
         n = info["n"]
         size = f"{n >> 20}M" if n >= 1 << 20 else str(n)
         fmt = lambda x: "–" if x != x else f"{x:.2f}"
-        print(f"| {kind} ({best_name}) | {size} | {info['bin_size']} | {info['bits']} | {base*1e3:.2f} | {best*1e3:.2f} | "
+        density = impls[best_name][1].get("density", float("nan"))
+        print(f"| {kind} ({best_name}) | {size} | {info['bin_size']} | {info['bits']} | {density:.3f} | {base*1e3:.2f} | {best*1e3:.2f} | "
               f"{best/base:.2f} | {fmt(scalar/base)} | {fmt(nocheck/base)} | {fmt(torch_t*1e3)} | {fmt(torch_t/best)} |")
     if sizes:
         print("\n| bin | bits | density | payload bytes | × information bound (step 31) | worst × bound, steps 1–30 | compression ratio |")
