@@ -1,4 +1,4 @@
-// Little-endian field access and LSB-first bit streams (docs/FORMAT.md, "Bit streams").
+// Little-endian field access and the LSB-first bit reader (docs/FORMAT.md, "Bit streams").
 #pragma once
 
 #include <cstdint>
@@ -16,44 +16,6 @@ inline uint32_t get_u32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); r
 inline uint64_t get_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); return v; }
 inline uint32_t float_bits(float f) { uint32_t v; std::memcpy(&v, &f, 4); return v; }
 inline float bits_float(uint32_t v) { float f; std::memcpy(&f, &v, 4); return f; }
-
-// Writes into a region whose exact size the caller computed beforehand, plus 8 bytes of slack:
-// every put stores a whole 64-bit word and advances by the bytes completed, so there is no
-// data-dependent branch (the bit lengths of Rice codes are irregular).
-class BitWriter {
- public:
-  static constexpr size_t kSlackBytes = 8;
-  explicit BitWriter(uint8_t* dst) : dst_(dst), origin_(dst) {}
-  // Continue in a moved buffer: `base` is where byte 0 of the stream now lives.
-  void rebase(uint8_t* base) {
-    dst_ = base + (dst_ - origin_);
-    origin_ = base;
-  }
-  // value < 2^count, count <= 56
-  void put(uint64_t value, unsigned count) {
-    acc_ |= value << filled_;
-    filled_ += count;
-    put_u64(dst_, acc_);
-    const unsigned whole_bytes = filled_ >> 3;
-    dst_ += whole_bytes;
-    acc_ >>= 8 * whole_bytes;  // filled_ <= 63 here, so at most 56
-    filled_ &= 7;
-  }
-  // The last partial byte, zero-padded, was stored by the last put.
-  void finish() {
-    if (filled_) {
-      *dst_++ = static_cast<uint8_t>(acc_);
-      acc_ = 0;
-      filled_ = 0;
-    }
-  }
-
- private:
-  uint8_t* dst_;
-  uint8_t* origin_;
-  uint64_t acc_ = 0;
-  unsigned filled_ = 0;
-};
 
 // Reads past the end yield zero bits; callers compare position() with the section size afterwards.
 class BitReader {

@@ -76,9 +76,23 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
   uint64_t total_bits = 0;
   uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
   uint32_t gaps[kChunkGaps];
-  // A chunk costs at most 5 + 128 * 56 bits; keep that much room (plus the writer's 4-byte stores).
-  constexpr uint64_t kChunkRoom = (kRiceParamBits + kChunkGaps * (kEscapeOnes + kEscapeRawBits)) / 8 + 8;
-  BitWriter out(stream.reserve_more(0, kChunkRoom));
+  // A chunk costs at most 5 + 128 * 56 bits; keep that much room plus a whole word for the stores.
+  constexpr uint64_t kChunkRoom = (kRiceParamBits + kChunkGaps * (kEscapeOnes + kEscapeRawBits)) / 8 + 16;
+  // The bit writer's state lives in locals: stores through a byte pointer may alias any object in
+  // memory, and a writer object would be reloaded after each of them.
+  uint8_t* base = stream.reserve_more(0, kChunkRoom);
+  uint64_t acc = 0;
+  unsigned filled = 0;
+  uint64_t flushed = 0;  // whole bytes stored for good
+  auto put = [&](uint64_t value, unsigned bits) {  // value < 2^bits, bits <= 56
+    acc |= value << filled;
+    filled += bits;
+    put_u64(base + flushed, acc);
+    const unsigned whole_bytes = filled >> 3;
+    flushed += whole_bytes;
+    acc >>= 8 * whole_bytes;  // filled <= 63, so at most 56
+    filled &= 7;
+  };
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
     uint64_t sum = 0;
@@ -101,31 +115,23 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
         k = unsigned(candidate);
       }
     }
-    const uint64_t written = total_bits / 8;
-    out.rebase(stream.reserve_more(written, kChunkRoom + 8) - written);
+    base = stream.reserve_more(flushed + 1, kChunkRoom) - (flushed + 1);
     total_bits += kRiceParamBits + best_cost;
 
-    out.put(k, kRiceParamBits);
+    put(k, kRiceParamBits);
+    const uint64_t low_mask = (uint64_t(1) << k) - 1;
     for (uint32_t i = 0; i < len; ++i) {
       const uint32_t gap = gaps[i];
       const uint32_t q = gap >> k;
       if (q < kEscapeOnes) {
-        // q ones, a zero, then the low k bits; one call when it fits in 32 bits (nearly always)
-        const uint64_t unary = (uint64_t(1) << q) - 1;
-        const uint64_t low = gap & ((uint64_t(1) << k) - 1);
-        if (q + 1 + k <= 32) {
-          out.put(unary | (low << (q + 1)), q + 1 + k);
-        } else {
-          out.put(unary, q + 1);
-          out.put(low, k);
-        }
+        // q ones, a zero, then the low k bits: at most 24 + 1 + 31 = 56 bits in one store
+        put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);
       } else {
-        out.put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
-        out.put(gap, kEscapeRawBits);
+        put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
+        put(gap, kEscapeRawBits);
       }
     }
   }
-  out.finish();
   return static_cast<size_t>((total_bits + 7) / 8);
 }
 
@@ -188,18 +194,21 @@ float selection_scale(const float* selected_values, uint64_t count, int bits) {
     return static_cast<float>(sum / static_cast<double>(count));
   }
   // Max is order-free, so four running maxima shorten the dependency chain.
-  float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;
   uint64_t i = 0;
-  for (; i + 4 <= count; i += 4)
-    for (int j = 0; j < 4; ++j) {
-      const float a = std::fabs(selected_values[i + j]);
-      m[j] = a > m[j] ? a : m[j];
-    }
+  for (; i + 4 <= count; i += 4) {
+    const float a0 = std::fabs(selected_values[i]), a1 = std::fabs(selected_values[i + 1]);
+    const float a2 = std::fabs(selected_values[i + 2]), a3 = std::fabs(selected_values[i + 3]);
+    m0 = a0 > m0 ? a0 : m0;
+    m1 = a1 > m1 ? a1 : m1;
+    m2 = a2 > m2 ? a2 : m2;
+    m3 = a3 > m3 ? a3 : m3;
+  }
   for (; i < count; ++i) {
     const float a = std::fabs(selected_values[i]);
-    m[0] = a > m[0] ? a : m[0];
+    m0 = a > m0 ? a : m0;
   }
-  const float m01 = m[0] > m[1] ? m[0] : m[1], m23 = m[2] > m[3] ? m[2] : m[3];
+  const float m01 = m0 > m1 ? m0 : m1, m23 = m2 > m3 ? m2 : m3;
   scale = m01 > m23 ? m01 : m23;
   return scale;
 }
@@ -431,8 +440,8 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   const uint64_t chunk_elements = bins_per_chunk * options.bin_size;
   for (uint64_t start = 0; start < numel; start += chunk_elements) {
     const uint64_t len = std::min(chunk_elements, numel - start);
-    uint32_t* begin = indices.reserve_more(selected, len);
-    float* values = selected_values.reserve_more(selected, len);
+    uint32_t* begin = indices.reserve_more(selected, len + 8);
+    float* values = selected_values.reserve_more(selected, len + 8);
     uint32_t* end = kernel.analyze_bins(grad + start, residual + start, len, options.bin_size,
                                         static_cast<uint32_t>(start), begin, values, &nonfinite);
     selected += static_cast<uint64_t>(end - begin);
@@ -446,7 +455,7 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
   Payload payload;
   payload.size = header_bytes + positions_nbytes + values_nbytes + kTrailerBytes;
-  payload.bytes.reset(new uint8_t[payload.size + BitWriter::kSlackBytes]);
+  payload.bytes.reset(new uint8_t[payload.size]);
   uint8_t* p = payload.bytes.get();
   if (positions_nbytes) std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);
 

@@ -33,15 +33,36 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
+// Lanes [0, count) active: a bin's last partial group is processed as a vector whose other lanes
+// read as 0, and G = 0 neither raises the bin maximum nor is ever selected.
+inline __m256i first_lanes(uint64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Appends the selected lanes of one group of 8, left-packed. Whether a group holds a selected element
+// is a coin flip at 3-10 % density, so all 8 slots are stored unconditionally (callers leave room)
+// and the outputs advance by the count.
+inline void append_selected(__m256 G, __m256 keep, uint32_t first_index, uint32_t*& indices, float*& values) {
+  const unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(keep));
+  const __m256i order = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLeftPack.lanes[mask]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(indices),
+                      _mm256_add_epi32(order, _mm256_set1_epi32(static_cast<int>(first_index))));
+  _mm256_storeu_ps(values, _mm256_permutevar8x32_ps(G, order));
+  const unsigned count = static_cast<unsigned>(__builtin_popcount(mask));
+  indices += count;
+  values += count;
+}
+
 uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
                             uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
   const __m256 zero = _mm256_setzero_ps();
   const __m256 largest = _mm256_set1_ps(3.40282347e+38f);
   __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-  bool tail_finite = true;
   for (uint64_t start = 0; start < n; start += bin_size) {
     const uint64_t len = (n - start < bin_size) ? n - start : bin_size;
     const uint64_t vec_len = len & ~uint64_t(7);
+    const uint64_t rest = len - vec_len;
+    const __m256i rest_lanes = first_lanes(rest);
     const float* g = grad + start;
     const float* r = residual + start;
     // Two accumulators halve the add -> max dependency chain. max_ps(a, m) returns m when a is
@@ -62,42 +83,29 @@ uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n
       const __m256 G0 = _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(g + i));
       max0 = _mm256_max_ps(abs_ps(G0), max0);
     }
-    float bin_max = hmax(_mm256_max_ps(max0, max1));
-    for (i = vec_len; i < len; ++i) {
-      const float a = std::fabs(r[i] + g[i]);
-      bin_max = a > bin_max ? a : bin_max;
+    if (rest) {
+      const __m256 G = _mm256_add_ps(_mm256_maskload_ps(r + vec_len, rest_lanes), _mm256_maskload_ps(g + vec_len, rest_lanes));
+      max1 = _mm256_max_ps(abs_ps(G), max1);
     }
+    const __m256 vbin_max = _mm256_set1_ps(hmax(_mm256_max_ps(max0, max1)));
 
-    const __m256 vbin_max = _mm256_set1_ps(bin_max);
     const uint32_t bin_base = index_base + static_cast<uint32_t>(start);
-    for (i = 0; i < vec_len; i += 8) {
-      const __m256 vg = _mm256_loadu_ps(g + i);
-      const __m256 G = _mm256_add_ps(_mm256_loadu_ps(r + i), vg);
+    auto select = [&](__m256 vg, __m256 G, uint64_t at) {
       const __m256 absH = abs_ps(_mm256_add_ps(G, vg));
       finite = _mm256_and_ps(finite, _mm256_cmp_ps(absH, largest, _CMP_LE_OQ));
       const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(absH, vbin_max, _CMP_GE_OQ), _mm256_cmp_ps(G, zero, _CMP_NEQ_UQ));
-      const unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(keep));
-      // Whether a group of 8 holds a selected element is a coin flip at 3-10 % density, so store
-      // all 8 left-packed slots unconditionally (callers leave room) and advance by the count.
-      const __m256i order = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLeftPack.lanes[mask]));
-      const __m256i lane_index = _mm256_add_epi32(order, _mm256_set1_epi32(static_cast<int>(bin_base + i)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(indices), lane_index);
-      _mm256_storeu_ps(values, _mm256_permutevar8x32_ps(G, order));
-      const unsigned count = static_cast<unsigned>(__builtin_popcount(mask));
-      indices += count;
-      values += count;
+      append_selected(G, keep, bin_base + static_cast<uint32_t>(at), indices, values);
+    };
+    for (i = 0; i < vec_len; i += 8) {
+      const __m256 vg = _mm256_loadu_ps(g + i);
+      select(vg, _mm256_add_ps(_mm256_loadu_ps(r + i), vg), i);
     }
-    for (i = vec_len; i < len; ++i) {
-      const float G = r[i] + g[i];
-      const float H = G + g[i];
-      tail_finite &= std::fabs(H) <= 3.40282347e+38f;
-      if (std::fabs(H) >= bin_max && G != 0.0f) {
-        *indices++ = bin_base + static_cast<uint32_t>(i);
-        *values++ = G;
-      }
+    if (rest) {
+      const __m256 vg = _mm256_maskload_ps(g + vec_len, rest_lanes);
+      select(vg, _mm256_add_ps(_mm256_maskload_ps(r + vec_len, rest_lanes), vg), vec_len);
     }
   }
-  if (_mm256_movemask_ps(finite) != 0xFF || !tail_finite) *nonfinite = true;
+  if (_mm256_movemask_ps(finite) != 0xFF) *nonfinite = true;
   return indices;
 }
 
