@@ -129,8 +129,12 @@ def baseline_at(points, codec, setting, bytes_per_image):
     """SSIM/PSNR of a baseline interpolated at the given bytes per image (None outside its range)."""
     curve = sorted((p for p in points if p["codec"] == codec and p["setting"] == setting), key=lambda p: p["bytes_per_image"])
     xs = [p["bytes_per_image"] for p in curve]
-    if not curve or bytes_per_image < xs[0] or bytes_per_image > xs[-1]:
+    if not curve:
         return None
+    if bytes_per_image < xs[0]:
+        return {"ssim": None, "range": f"smallest {codec} is {xs[0]:.0f} B"}
+    if bytes_per_image > xs[-1]:
+        return {"ssim": None, "range": f"largest {codec} is {xs[-1]:.0f} B"}
     # Pillow's curves are not always monotone in bytes; interpolate on the upper envelope (best SSIM so far)
     ssim = np.maximum.accumulate([p["ssim"] for p in curve])
     nearest = min(curve, key=lambda p: abs(p["bytes_per_image"] - bytes_per_image))
@@ -153,13 +157,15 @@ def compare(points):
 
 
 def fmt_baseline(b):
-    if b is None:
-        return "n/a (cannot go this small)"
+    if b["ssim"] is None:
+        return f"n/a ({b['range']})"
     return f"{b['ssim']:.4f} (q{b['nearest_quality']}: {b['nearest_bytes']:.0f} B, {b['nearest_ssim']:.4f})"
 
 
 def verdict(row):
-    others = [row[c]["ssim"] for c in ("jpeg", "webp") if row[c] is not None]
+    others = [row[c]["ssim"] for c in ("jpeg", "webp") if row[c]["ssim"] is not None]
+    if not others:
+        return "n/a (no baseline at this size)"
     return "yes" if all(row["ssim"] > s for s in others) else "no"
 
 

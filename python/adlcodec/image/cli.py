@@ -1,0 +1,97 @@
+"""``adlcodec image encode|decode|train|inspect``: registered on the main parser by :func:`add_subparser`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["add_subparser"]
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from .codec import encode_file
+
+    facts = encode_file(
+        args.input, args.output, bits=args.bits, latent_dim=args.latent_dim, residual_rounds=args.residual_rounds,
+        residual_bits=args.residual_bits, residual_bin_size=args.residual_bin_size, model=args.model,
+    )
+    print(
+        f"{args.output}: {facts['bytes']} bytes for {facts['height']}×{facts['width']}×{facts['channels']} "
+        f"({facts['raw_bytes'] / facts['bytes']:.2f}:1), model {facts['model_id']}, latent {facts['latent_dim']}"
+        f"×{facts['latent_bits']} bits, {facts['layers'] - 1} residual layer(s)"
+    )
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from .codec import decode_file
+
+    image = decode_file(args.input, args.output, model=args.model)
+    print(f"{args.output}: {image.shape[1]}×{image.shape[0]} {'RGB' if image.ndim == 3 else 'grayscale'}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .codec import inspect_image
+
+    print(json.dumps(inspect_image(Path(args.input).read_bytes()), indent=2))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainImageConfig, train_image_model
+
+    config = TrainImageConfig(
+        data=args.data, out=args.output, channels=args.channels, tile=args.tile, latent_dim=args.latent_dim,
+        width=args.width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        threads=args.threads, train_subset=args.train_subset,
+    )
+    print(json.dumps(train_image_model(config, progress=not args.quiet), indent=2))
+    return 0
+
+
+def add_subparser(sub) -> argparse.ArgumentParser:
+    """Adds ``image`` (with its own subcommands) to an ``add_subparsers()`` object."""
+    image = sub.add_parser("image", help="images through the learned encoder and the adlcodec payload (docs/IMAGE.md)")
+    image_sub = image.add_subparsers(dest="image_command", metavar="ACTION")
+    image_sub.required = True
+
+    enc = image_sub.add_parser("encode", help="PNG (or any Pillow-readable image) -> .adl")
+    enc.add_argument("input")
+    enc.add_argument("-o", "--output", required=True)
+    enc.add_argument("--bits", type=int, default=8, help="latent bit width: 1, 2, 4, 8, 16 or 32 (default 8)")
+    enc.add_argument("--latent-dim", type=int, default=None, help="leading code values sent per tile (default: all)")
+    enc.add_argument("--residual-rounds", type=int, default=0, help="residual-refinement layers (default 0)")
+    enc.add_argument("--residual-bits", type=int, default=4, help="bit width of residual layers (default 4)")
+    enc.add_argument("--residual-bin-size", type=int, default=16, help="adlcodec bin size of residual layers")
+    enc.add_argument("--model", default=None, help="model file (default: the shipped Fashion-MNIST model)")
+    enc.set_defaults(func=_cmd_encode)
+
+    dec = image_sub.add_parser("decode", help=".adl -> PNG")
+    dec.add_argument("input")
+    dec.add_argument("-o", "--output", required=True)
+    dec.add_argument("--model", default=None, help="model file the .adl was made with (default: the shipped one)")
+    dec.set_defaults(func=_cmd_decode)
+
+    ins = image_sub.add_parser("inspect", help="print the validated header of an .adl image as JSON")
+    ins.add_argument("input")
+    ins.set_defaults(func=_cmd_inspect)
+
+    tr = image_sub.add_parser("train", help="train an image model on an IDX (MNIST-style) or CIFAR binary folder")
+    tr.add_argument("--data", required=True, help="folder with *images-idx3-ubyte[.gz] or CIFAR *.bin files")
+    tr.add_argument("-o", "--output", default="image_model.npz")
+    tr.add_argument("--epochs", type=float, default=1.0)
+    tr.add_argument("--latent-dim", type=int, default=64)
+    tr.add_argument("--width", type=int, default=32)
+    tr.add_argument("--tile", type=int, default=None, choices=(28, 32))
+    tr.add_argument("--channels", type=int, default=None, choices=(1, 3))
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=3e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--train-subset", type=int, default=None)
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
+    return image
