@@ -23,8 +23,11 @@ from adlcodec.models import PaperCNN  # noqa: E402
 from adlcodec.train import TrainConfig, run  # noqa: E402
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
-SMALL = dict(ranks=2, max_steps=12, train_subset=2048, eval_subset=300, batch_size=16, progress=False, seed=3)
-SMALL_ARGS = ["--max-steps", "12", "--train-subset", "2048", "--eval-subset", "300", "--batch-size", "16",
+# adl = SGD + adaptive LR (stepped every 4 steps, so the checkpoint at step 5 cuts a loss window) + adacomp hook
+SMALL = dict(ranks=2, max_steps=12, train_subset=2048, eval_subset=300, batch_size=16, progress=False, seed=3,
+             optimizer="adl", lr_interval=4)
+SMALL_ARGS = ["--optimizer", "adl", "--lr-interval", "4", "--max-steps", "12", "--train-subset", "2048",
+              "--eval-subset", "300", "--batch-size", "16",
               "--seed", "3", "--no-progress"]
 
 
@@ -84,7 +87,11 @@ def test_spawned_ranks_train_and_agree(uninterrupted):
     assert r["launcher"] == "spawn" and r["world_size"] == 2 and r["steps"] == 12
     assert r["replicas_identical"]
     assert r["accuracy"] > 30.0  # 12 steps from 10 % chance level
-    assert r["compression_ratio"] > 20
+    assert r["compression_ratio"] > 20 and r["ratio"] == r["compression_ratio"]
+    assert r["config"]["hook"] == "adacomp"
+    # the adaptive rate was evaluated at steps 4, 8, 12: first call records, then it climbs to the 2x clamp
+    assert [s for s, _ in r["lr_curve"]] == [4, 8, 12]
+    assert r["lr_curve"][0][1] == 0.02 and r["lr_curve"][-1][1] == pytest.approx(0.04)
 
 
 def test_checkpoint_kill_and_resume_is_bit_exact(uninterrupted, tmp_path):
@@ -128,18 +135,41 @@ def test_mpirun_with_mpi_transport_matches_torch_transport(uninterrupted, tmp_pa
     assert r["state_digest"] == uninterrupted["state_digest"]
 
 
-def test_cli_train_prints_summary_and_saves(tmp_path):
-    out = tmp_path / "cli.json"
-    proc = subprocess.run(["adlcodec", "train", "--ranks", "2", "--max-steps", "5", "--train-subset", "1024",
-                           "--eval-subset", "200", "--out", str(out)], env=ENV, capture_output=True, text=True,
-                          timeout=300)
+def test_cli_train_prints_summary_and_saves_metrics_and_curves(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "adlcodec", "train", "--optimizer", "adl", "--ranks", "2", "--max-steps", "5",
+                           "--train-subset", "1024", "--eval-subset", "200", "--out", str(out)],
+                          env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for text in ("test accuracy", "time per step", "compression ratio", "bytes on the wire", f"saved results to {out}"):
+    for text in ("test accuracy", "test loss", "time per step", "compression ratio", "bytes on the wire",
+                 f"saved results to {out}"):
         assert text in proc.stdout
-    assert "train[adacomp]" in proc.stderr  # tqdm progress bar on rank 0
-    assert json.loads(out.read_text())["steps"] == 5
+    assert "train[adacomp] adl" in proc.stderr  # tqdm progress bar on rank 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 5 and metrics["config"]["optimizer"] == "adl"
+    assert 0 <= metrics["accuracy"] <= 100 and metrics["loss"] > 0 and metrics["seconds"] > 0
+    assert metrics["ratio"] > 40
+    png = (out / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
 def test_cli_rejects_bad_arguments():
-    proc = subprocess.run(["adlcodec", "train", "--ranks", "0"], env=ENV, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "adlcodec", "train", "--ranks", "0"], env=ENV, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "ranks must be >= 1" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "adlcodec", "train", "--optimizer", "lbfgs"], env=ENV, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "invalid choice: 'lbfgs'" in proc.stderr
+
+
+@pytest.mark.parametrize("optimizer, lr, hook", [("sgd", 0.02, "allreduce"), ("adam", 1e-3, "allreduce"),
+                                                  ("adadelta", 1.0, "allreduce"), ("adl", 0.02, "adacomp")])
+def test_optimizer_defaults(optimizer, lr, hook):
+    cfg = TrainConfig(optimizer=optimizer)
+    cfg.validate()
+    assert (cfg.lr, cfg.hook) == (lr, hook)
+    assert TrainConfig(optimizer=optimizer, hook="fp16", lr=0.5).hook == "fp16"  # explicit choices win
+
+
+def test_unknown_optimizer_is_rejected():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="lbfgs").validate()

@@ -1,4 +1,4 @@
-"""``adlcodec`` command line: ``adlcodec train ...`` (more subcommands to come)."""
+"""``adlcodec`` command line: ``adlcodec train ...``, ``adlcodec paper-table ...``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_paper_table(args: argparse.Namespace) -> int:
+    from .paper import run_table
+
+    run_table(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adlcodec", description="AdaComp gradient compression tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -27,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(train)
     train.set_defaults(func=_cmd_train)
+
+    from . import paper
+
+    table = sub.add_parser(
+        "paper-table",
+        help="the paper's Table III on the data at hand: every optimizer, measured accuracy/loss/time/ratio, "
+        "modeled Pi-cluster delay and energy",
+    )
+    paper.add_arguments(table)
+    table.set_defaults(func=_cmd_paper_table)
+    from .image.cli import add_subparser as add_image_subparser
+
+    add_image_subparser(sub)
     return parser
 
 

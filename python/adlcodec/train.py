@@ -1,4 +1,9 @@
-"""Data-parallel training of the paper CNN on Fashion-MNIST with a choice of DDP hooks.
+"""Data-parallel training of the paper CNN with a choice of optimizers and DDP hooks.
+
+``--optimizer adl`` is the paper's method: SGD (with momentum) + the adaptive
+learning rate of :mod:`adlcodec.lr` + the adlcodec (AdaComp) DDP hook.  The
+other optimizers default to plain fp32 allreduce (``--hook`` overrides).
+Data: an MNIST-format IDX folder or CIFAR-10/100 pickles (:mod:`adlcodec.data`).
 
 One entry point for three ways of starting ranks:
 
@@ -32,6 +37,9 @@ from pathlib import Path
 import numpy as np
 
 HOOKS = ("allreduce", "fp16", "powersgd", "adacomp")
+OPTIMIZERS = ("sgd", "adam", "adamax", "adagrad", "adadelta", "rmsprop", "adl")
+# torch's documented defaults, except SGD/ADL (tuned for this CNN at batch 32 per rank)
+DEFAULT_LR = dict(sgd=0.02, adl=0.02, adam=1e-3, adamax=2e-3, adagrad=1e-2, adadelta=1.0, rmsprop=1e-3)
 FAIL_EXIT_CODE = 17
 
 
@@ -40,10 +48,14 @@ class TrainConfig:
     ranks: int = 2
     epochs: float = 1.0
     batch_size: int = 32
-    lr: float = 0.02
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]
     momentum: float = 0.9
     seed: int = 0
-    hook: str = "adacomp"
+    optimizer: str = "sgd"
+    hook: str | None = None  # None: "adacomp" for adl, else "allreduce"
+    lr_interval: int = 50  # steps per adaptive-LR evaluation (and per loss-curve point)
+    min_lr: float | None = None
+    max_lr: float | None = None
     bits: int = 1
     bin_size: int | None = None
     start_iter: int = 2
@@ -60,10 +72,18 @@ class TrainConfig:
     fail_at_step: int | None = None
     fail_rank: int = 1
     bucket_cap_mb: float | None = None
+    hidden: int | None = None  # units of the first linear layer (None: the model's default)
     timing_warmup: int = 3
     iface: str | None = None
     progress: bool = True
     master_addr: str = "127.0.0.1"
+
+    def __post_init__(self):
+        if self.optimizer in DEFAULT_LR:
+            if self.lr is None:
+                self.lr = DEFAULT_LR[self.optimizer]
+            if self.hook is None:
+                self.hook = "adacomp" if self.optimizer == "adl" else "allreduce"
 
     def validate(self) -> None:
         def positive_int(name, value, allow_none=False):
@@ -80,9 +100,16 @@ class TrainConfig:
         positive_int("train_subset", self.train_subset, allow_none=True)
         positive_int("eval_subset", self.eval_subset, allow_none=True)
         positive_int("powersgd_rank", self.powersgd_rank)
+        positive_int("lr_interval", self.lr_interval)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("min_lr", "max_lr"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
         if not self.epochs > 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
-        if not self.lr > 0:
+        if self.lr is None or not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.hook not in HOOKS:
             raise ValueError(f"hook must be one of {HOOKS}, got {self.hook!r}")
@@ -218,7 +245,7 @@ def _ckpt_path(directory: str, step: int, rank: int) -> Path:
     return Path(directory) / f"step{step:08d}-rank{rank}.pt"
 
 
-def _save_checkpoint(config, rank, step, model, optimizer, hook_state):
+def _save_checkpoint(config, rank, step, model, optimizer, hook_state, extra):
     import torch
     import torch.distributed as dist
 
@@ -230,6 +257,7 @@ def _save_checkpoint(config, rank, step, model, optimizer, hook_state):
             "optimizer": optimizer.state_dict(),
             "hook_state": pickle.dumps(hook_state) if hook_state is not None else None,
             "torch_rng": torch.get_rng_state(),
+            "extra": extra,  # scheduler, partial loss window, curves
         },
         buf,
     )
@@ -267,7 +295,7 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .data import load_fashion_mnist
+    from .data import load_dataset
     from .models import build_model
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -275,33 +303,48 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     try:
-        return _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnist, build_model)
+        return _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, build_model)
     finally:
         # Dropping DDP objects before tearing down gloo avoids a rare abort at exit.
         gc.collect()
         dist.destroy_process_group()
 
 
-def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnist, build_model):
-    x_train, y_train = load_fashion_mnist(config.data, "train")
-    if config.train_subset:
-        x_train, y_train = x_train[: config.train_subset], y_train[: config.train_subset]
-    steps_per_epoch = (len(x_train) // world) // config.batch_size
+def _build_optimizer(config, params, torch):
+    name, lr = config.optimizer, config.lr
+    if name in ("sgd", "adl"):
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum)
+    cls = dict(adam=torch.optim.Adam, adamax=torch.optim.Adamax, adagrad=torch.optim.Adagrad,
+               adadelta=torch.optim.Adadelta, rmsprop=torch.optim.RMSprop)[name]
+    return cls(params, lr=lr)
+
+
+def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, build_model):
+    train_set = load_dataset(config.data, "train").subset(config.train_subset)
+    test_set = load_dataset(config.data, "test", stats=(train_set.mean, train_set.std)).subset(config.eval_subset)
+    steps_per_epoch = (len(train_set) // world) // config.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"{len(x_train)} samples are too few for {world} ranks x batch {config.batch_size}")
+        raise ValueError(f"{len(train_set)} samples are too few for {world} ranks x batch {config.batch_size}")
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
     torch.manual_seed(config.seed)
-    model = build_model()
+    channels, size, _ = train_set.input_shape
+    model = build_model(in_channels=channels, image_size=size, num_classes=train_set.num_classes,
+                        **({} if config.hidden is None else dict(hidden=config.hidden)))
     n_params = sum(p.numel() for p in model.parameters())
     # PowerSGD hangs on gloo with 3+ buckets: give it a single bucket.
     cap = config.bucket_cap_mb
     if cap is None and config.hook == "powersgd":
         cap = 4 * n_params / 2**20 + 1
     ddp = DDP(model, bucket_cap_mb=cap) if cap is not None else DDP(model)
-    optimizer = torch.optim.SGD(ddp.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = _build_optimizer(config, ddp.parameters(), torch)
+    scheduler = None
+    if config.optimizer == "adl":
+        from .lr import AdaptiveLR
+
+        scheduler = AdaptiveLR(optimizer, min_lr=config.min_lr, max_lr=config.max_lr)
 
     hook_state = None
     if config.hook == "adacomp":
@@ -337,7 +380,11 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnis
                 if slot != "process_group" and hasattr(restored, slot):
                     setattr(hook_state, slot, getattr(restored, slot))
         start_step = ckpt["step"]
+        extra = ckpt["extra"]
+        if scheduler is not None:
+            scheduler.load_state_dict(extra["scheduler"])
     else:
+        extra = dict(scheduler=None, window=[], loss_curve=[], lr_curve=[], accuracy_curve=[])
         torch.manual_seed(config.seed + 1000 * rank)  # per-rank dropout masks
 
     iface = config.iface or os.environ.get("GLOO_SOCKET_IFNAME", "lo")
@@ -345,7 +392,8 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnis
     if rank == 0 and config.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, initial=start_step, desc=f"train[{config.hook}]", unit="step", file=sys.stderr)
+        bar = tqdm(total=total_steps, initial=start_step, desc=f"train[{config.hook}] {config.optimizer}", unit="step",
+                   file=sys.stderr)
 
     step_times = []
     skipped = 0
@@ -363,9 +411,9 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnis
                 os._exit(FAIL_EXIT_CODE)  # a crash, not a clean exit: no cleanup runs
         epoch, within = divmod(step, steps_per_epoch)
         if epoch not in epoch_cache:
-            epoch_cache = {epoch: _shard(len(x_train), rank, world, epoch, config.seed)}
+            epoch_cache = {epoch: _shard(len(train_set), rank, world, epoch, config.seed)}
         idx = epoch_cache[epoch][within * config.batch_size : (within + 1) * config.batch_size]
-        xb, yb = torch.from_numpy(x_train[idx]), torch.from_numpy(y_train[idx])
+        xb, yb = map(torch.from_numpy, train_set.batch(idx))
         if step - start_step == config.timing_warmup:
             tx_start = _net_tx_bytes(iface)
         t0 = time.perf_counter()
@@ -380,18 +428,36 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnis
         if step - start_step >= config.timing_warmup:
             step_times.append(dt)
             timed_steps += 1
+        loss_value = loss.item()
+        extra["window"].append(loss_value)
+        done = step + 1
+        if done % config.lr_interval == 0 or done == total_steps:
+            # every rank must feed the scheduler the same number, or the replicas' rates would differ
+            window_loss = torch.tensor([float(np.mean(extra["window"]))], dtype=torch.float64)
+            dist.all_reduce(window_loss)
+            window_loss = window_loss.item() / world
+            extra["window"] = []
+            extra["loss_curve"].append((done, window_loss))
+            if scheduler is not None:
+                scheduler.step(window_loss)
+            extra["lr_curve"].append((done, optimizer.param_groups[0]["lr"]))
+        if done % steps_per_epoch == 0 and done < total_steps:
+            extra["accuracy_curve"].append((done, _evaluate(model, rank, world, test_set, torch, dist, F)[0]))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", s_per_step=f"{dt:.3f}")
-        done = step + 1
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.4g}",
+                            s_per_step=f"{dt:.3f}")
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < total_steps:
-            _save_checkpoint(config, rank, done, model, optimizer, hook_state)
+            if scheduler is not None:
+                extra["scheduler"] = scheduler.state_dict()
+            _save_checkpoint(config, rank, done, model, optimizer, hook_state, extra)
     tx_end = _net_tx_bytes(iface)
     wall = time.perf_counter() - t_run
     if bar is not None:
         bar.close()
 
-    accuracy = _evaluate(model, rank, world, config, torch, dist, load_fashion_mnist)
+    accuracy, test_loss = _evaluate(model, rank, world, test_set, torch, dist, F)
+    extra["accuracy_curve"].append((total_steps, accuracy))
     digest = state_digest(model)
     digests = [None] * world
     dist.all_gather_object(digests, digest)
@@ -423,8 +489,10 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnis
     wires = [m["wire_bytes_per_step"] for m in everyone if m["wire_bytes_per_step"] is not None]
     result = dict(
         config=dataclasses.asdict(config), launcher=launcher, world_size=world, params=n_params,
-        steps=total_steps, resumed_from=start_step, skipped_steps=skipped,
-        accuracy=accuracy, step_time_s=float(np.mean(times)) if times else None,
+        dataset=train_set.name, steps=total_steps, steps_per_epoch=steps_per_epoch, resumed_from=start_step,
+        skipped_steps=skipped, accuracy=accuracy, loss=test_loss, ratio=ratio, seconds=wall,
+        loss_curve=extra["loss_curve"], lr_curve=extra["lr_curve"], accuracy_curve=extra["accuracy_curve"],
+        step_time_s=float(np.mean(times)) if times else None,
         step_time_median_s=float(np.median([m["step_time_median"] for m in everyone if m["step_time_median"]]))
         if times else None,
         dense_bytes_per_step=4 * n_params, payload_bytes_per_step=payload_per_step, compression_ratio=ratio,
@@ -433,28 +501,67 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_fashion_mnis
     )
     _report(result)
     if config.out:
-        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.out).write_text(json.dumps(result, indent=2))
-        print(f"saved results to {config.out}")
+        saved = write_outputs(result, config.out)
+        print(f"saved results to {saved}")
     return result
 
 
-def _evaluate(model, rank, world, config, torch, dist, load_fashion_mnist) -> float:
-    x_test, y_test = load_fashion_mnist(config.data, "test")
-    if config.eval_subset:
-        x_test, y_test = x_test[: config.eval_subset], y_test[: config.eval_subset]
-    mine = np.arange(rank, len(x_test), world)
+def write_outputs(result: dict, out: str) -> str:
+    """``out`` ending in ``.json``: that one file.  Otherwise a directory with
+    ``metrics.json`` and ``curves.png`` (training loss, learning rate, test accuracy)."""
+    out_path = Path(out)
+    if out_path.suffix == ".json":
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(result, indent=2))
+        return str(out_path)
+    out_path.mkdir(parents=True, exist_ok=True)
+    (out_path / "metrics.json").write_text(json.dumps(result, indent=2))
+    plot_curves([result], out_path / "curves.png")
+    return str(out_path)
+
+
+def plot_curves(results: list[dict], path, labels: list[str] | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for i, r in enumerate(results):
+        label = labels[i] if labels else f"{r['config']['optimizer']} ({r['config']['hook']})"
+        spe = r["steps_per_epoch"]
+        for ax, key in zip(axes, ("loss_curve", "lr_curve", "accuracy_curve")):
+            pts = r[key]
+            if pts:
+                ax.plot([s / spe for s, _ in pts], [v for _, v in pts], marker="o" if len(pts) < 8 else None,
+                        label=label)
+    for ax, title in zip(axes, ("training loss (mean over window, all ranks)", "learning rate",
+                                "test accuracy (%)")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[1].set_yscale("log")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _evaluate(model, rank, world, test_set, torch, dist, F) -> tuple[float, float]:
+    """Accuracy (percent) and mean cross-entropy on the test split, shared out over ranks."""
+    mine = np.arange(rank, len(test_set), world)
     model.eval()
-    correct = 0
+    correct, loss_sum = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(mine), 500):
-            sel = mine[i : i + 500]
-            pred = model(torch.from_numpy(x_test[sel])).argmax(1).numpy()
-            correct += int((pred == y_test[sel]).sum())
+            xb, yb = map(torch.from_numpy, test_set.batch(mine[i : i + 500]))
+            logits = model(xb)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
     model.train()
-    counts = torch.tensor([correct, len(mine)], dtype=torch.int64)
-    dist.all_reduce(counts)
-    return 100.0 * counts[0].item() / counts[1].item()
+    totals = torch.tensor([correct, len(mine), loss_sum], dtype=torch.float64)
+    dist.all_reduce(totals)
+    return 100.0 * totals[0].item() / totals[1].item(), totals[2].item() / totals[1].item()
 
 
 def _report(r: dict) -> None:
@@ -463,13 +570,17 @@ def _report(r: dict) -> None:
 
     st = "n/a" if r["step_time_s"] is None else f"{1000 * r['step_time_s']:.1f} ms"
     print(
-        f"adlcodec train: hook={r['config']['hook']} bits={r['config']['bits']} ranks={r['world_size']} "
-        f"launcher={r['launcher']} steps={r['steps']}\n"
+        f"adlcodec train: optimizer={r['config']['optimizer']} hook={r['config']['hook']} bits={r['config']['bits']} "
+        f"ranks={r['world_size']} launcher={r['launcher']} steps={r['steps']}\n"
         f"  test accuracy        {r['accuracy']:.2f} %\n"
+        f"  test loss            {r['loss']:.4f}\n"
+        f"  training time        {r['seconds']:.1f} s (final lr {r['lr_curve'][-1][1]:.4g})\n"
         f"  time per step        {st}\n"
         f"  dense grad / step    {mb(r['dense_bytes_per_step'])}\n"
         f"  payload sent / step  {mb(r['payload_bytes_per_step'])} per rank "
         f"(compression ratio {r['compression_ratio']:.1f}x)\n"
+        f"  saved vs fp32        {mb(r['dense_bytes_per_step'] - r['payload_bytes_per_step'])} per rank per step "
+        f"({100 * (1 - r['payload_bytes_per_step'] / r['dense_bytes_per_step']):.1f} % of the fp32 allreduce input)\n"
         f"  bytes on the wire    {mb(r['wire_bytes_per_rank_step'])} per rank per step ({r['wire_iface']})\n"
         f"  replicas identical   {r['replicas_identical']}",
         flush=True,
@@ -483,26 +594,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ranks", type=int, default=d.ranks, help="local ranks to spawn when no launcher is used")
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per rank")
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                   help="adl = SGD + the paper's adaptive learning rate + the adlcodec hook")
+    p.add_argument("--lr", type=float, default=None, help="initial rate (default per optimizer: %s)" %
+                   ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()))
+    p.add_argument("--lr-interval", type=int, default=d.lr_interval,
+                   help="steps per adaptive-LR evaluation and loss-curve point")
+    p.add_argument("--min-lr", type=float, default=None, help="adl clamp (default initial/10)")
+    p.add_argument("--max-lr", type=float, default=None, help="adl clamp (default 2 x initial)")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--hook", choices=HOOKS, default=d.hook)
+    p.add_argument("--hook", choices=HOOKS, default=None, help="default: adacomp for adl, allreduce otherwise")
     p.add_argument("--bits", type=int, default=d.bits)
     p.add_argument("--bin-size", type=int, default=None, help="default: 50 for conv, 500 for linear")
     p.add_argument("--start-iter", type=int, default=d.start_iter)
     p.add_argument("--on-nonfinite", choices=("skip", "raise"), default=d.on_nonfinite)
     p.add_argument("--powersgd-rank", type=int, default=d.powersgd_rank)
     p.add_argument("--transport", choices=("torch", "mpi"), default=d.transport)
-    p.add_argument("--data", default=None, help="directory with Fashion-MNIST IDX files (.gz or plain)")
+    p.add_argument("--data", default=None, help="MNIST-format IDX folder (.gz or plain) or CIFAR-10/100 python "
+                   "pickles; default Debian's Fashion-MNIST")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--eval-subset", type=int, default=None)
-    p.add_argument("--out", default=None, help="write results JSON here")
+    p.add_argument("--out", default=None, help="directory for metrics.json + curves.png (a *.json path: that "
+                   "file only)")
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--checkpoint-every", type=int, default=0)
     p.add_argument("--fail-at-step", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--fail-rank", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--bucket-cap-mb", type=float, default=None)
+    p.add_argument("--hidden", type=int, default=None, help="units of the first linear layer (model default 256)")
     p.add_argument("--timing-warmup", type=int, default=d.timing_warmup)
     p.add_argument("--iface", default=None, help="interface whose tx counter measures bytes sent")
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -1,0 +1,8 @@
+"""``python -m adlcodec ...``: the same command line as the ``adlcodec`` script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
