@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 bash scripts/setup.sh --run
-args=(train --ranks 2 --epochs 1 --max-steps 150 --out runs/quickstart "$@")
+args=(train --ranks 2 --epochs 1 --max-steps 150 --optimizer sgd --hook adacomp --bits 1 --out runs/quickstart "$@")
 export OMP_NUM_THREADS=1
 if [[ $(id -u) == 0 ]]; then
   exec bash scripts/cluster/hermetic.sh -- adlcodec "${args[@]}"
