@@ -37,7 +37,12 @@ def test_quick_cluster_bench_runs_end_to_end_and_cleans_up(tmp_path):
     assert ada["wire_bytes_per_rank_step"] * 10 < fp32["wire_bytes_per_rank_step"]
     assert ada["compression_ratio"] > 20 and ada["replicas_identical"] and fp32["replicas_identical"]
     assert {a["method"] for a in results["accuracy"]} == {"allreduce-fp32", "adlcodec-1bit"}
-    assert "| adlcodec-1bit |" in (tmp_path / "results.md").read_text()
+    # step-time breakdown: a compute-only baseline and the hook's own encode / all-gather / decode times
+    assert 0 < results["compute_only_s"]["4"] < fp32["step_time_s"]
+    assert all(ada[k] > 0 for k in ("encode_s", "allgather_s", "decode_s"))
+    assert fp32["encode_s"] is None
+    report = (tmp_path / "results.md").read_text()
+    assert "| adlcodec-1bit |" in report and "Where a step goes: 4 ranks" in report
     assert (tmp_path / "step_time_vs_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

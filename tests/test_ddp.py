@@ -1,14 +1,20 @@
 """adacomp_hook on real gloo process groups (spawned ranks on loopback).
 
-Run inside a private network namespace in CI (scripts/cluster/hermetic.sh), so
-the ranks' traffic cannot go anywhere but a loopback that exists only for them.
+As root (CI) the ranks of every multi-rank test run in a network namespace the
+test creates for them (unshare(CLONE_NEWNET) in a parent process, only ``lo``
+inside), so their traffic cannot go anywhere but a loopback that exists only
+for them; the namespace disappears with that process.  Without root they fall
+back to the host's 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import pickle
 import socket
+import subprocess
 import tempfile
 
 import numpy as np
@@ -39,16 +45,42 @@ def _entry(rank, world, port, fn, args, outdir):
     try:
         result = fn(rank, world, *args)
     finally:
+        # DDP's reducer sits in reference cycles; freeing it while gloo is still up avoids an abort at exit.
+        gc.collect()
         dist.destroy_process_group()
     with open(os.path.join(outdir, f"{rank}.pkl"), "wb") as f:
         pickle.dump(result, f)
 
 
-def run_ranks(fn, world, *args):
+_CLONE_NEWNET = 0x40000000
+ISOLATED = os.geteuid() == 0
+
+
+def _start_ranks(world, fn, args, outdir, isolate):
+    if isolate:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        # the ranks inherit this namespace: record what they could reach
+        with open("/proc/net/dev") as f:
+            ifaces = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+        with open(os.path.join(outdir, "ifaces.pkl"), "wb") as f:
+            pickle.dump(ifaces, f)
+    mp.start_processes(_entry, args=(world, _free_port(), fn, args, outdir), nprocs=world, join=True,
+                       start_method="spawn")
+
+
+def run_ranks(fn, world, *args, isolate=ISOLATED):
     """Run ``fn(rank, world, *args)`` on ``world`` gloo ranks; return their results in rank order."""
     with tempfile.TemporaryDirectory() as outdir:
-        mp.start_processes(_entry, args=(world, _free_port(), fn, args, outdir), nprocs=world, join=True,
-                           start_method="spawn")
+        # A separate process owns the private namespace, so pytest itself never leaves the host's.
+        # fork is cheap and the child only sets up the namespace and spawns fresh interpreters
+        parent = mp.get_context("fork").Process(target=_start_ranks, args=(world, fn, args, outdir, isolate))
+        parent.start()
+        parent.join()
+        if parent.exitcode != 0:
+            raise RuntimeError(f"ranks of {fn.__name__} failed (exit code {parent.exitcode}); see captured stderr")
         results = []
         for r in range(world):
             with open(os.path.join(outdir, f"{r}.pkl"), "rb") as f:
@@ -170,7 +202,23 @@ def _nonfinite(rank, world, policy):
     return dict(log=log, params=_param_digest(model), stats=state.stats())
 
 
+def _netns_facts(rank, world):
+    with open("/proc/net/dev") as f:
+        ifaces = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    return dict(netns=os.readlink("/proc/self/ns/net"), ifaces=ifaces)
+
+
 # ------------------------------------------------------------------ tests
+
+def test_ranks_run_in_a_private_network_namespace_with_only_loopback():
+    facts = run_ranks(_netns_facts, 2)
+    assert facts[0]["netns"] == facts[1]["netns"], "ranks must share one namespace to meet"
+    if ISOLATED:
+        assert facts[0]["ifaces"] == ["lo"]
+        assert facts[0]["netns"] != os.readlink("/proc/self/ns/net")
+    else:  # without root: the host's loopback, as plain torch.distributed tests use
+        assert facts[0]["netns"] == os.readlink("/proc/self/ns/net")
+
 
 def test_replicas_bit_identical_after_many_steps_with_many_buckets():
     results = run_ranks(_train_many_buckets, 3, 25)

@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", required=True)
+    p.add_argument("--barrier-dir", default=None,
+                   help="start timing only once --ranks processes have written their ready file here")
+    p.add_argument("--ranks", type=int, default=1)
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -37,6 +40,15 @@ def main(argv=None) -> int:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(args.batch_size, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch_size,))
+    if args.barrier_dir:
+        # interpreter and torch start-up take seconds and vary: without a barrier the processes would
+        # not overlap fully and the compute share would look smaller than in a real step
+        open(os.path.join(args.barrier_dir, f"ready.{os.getpid()}"), "w").close()
+        deadline = time.monotonic() + 120
+        while sum(n.startswith("ready.") for n in os.listdir(args.barrier_dir)) < args.ranks:
+            if time.monotonic() > deadline:
+                raise TimeoutError("compute-only barrier: not every process started")
+            time.sleep(0.01)
     times = []
     for step in range(args.steps):
         t0 = time.perf_counter()

@@ -25,12 +25,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NETNS = REPO / "scripts" / "cluster" / "netns.sh"
 HERMETIC = REPO / "scripts" / "cluster" / "hermetic.sh"
+COMPUTE_ONLY = Path(__file__).resolve().parent / "compute_only.py"
 
 METHODS = {
     "allreduce-fp32": ["--hook", "allreduce"],
@@ -83,6 +85,7 @@ def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
     train = [
         sys.executable, "-m", "adlcodec.train", *METHODS[method], "--max-steps", str(args.steps),
         "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--eval-subset", "1000",
+        "--hidden", str(args.hidden),
         "--timing-warmup", "3", "--no-progress", "--iface", "eth0", "--out", str(out_json),
     ]
     procs = []
@@ -116,7 +119,7 @@ def accuracy_run(method: str, args, out_json: Path) -> dict:
     cmd = [
         str(HERMETIC), "--", sys.executable, "-m", "adlcodec.train", *METHODS[method], "--ranks", str(args.acc_ranks),
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-        "--no-progress", "--out", str(out_json),
+        "--hidden", str(args.hidden), "--no-progress", "--out", str(out_json),
     ]
     if args.acc_train_subset:
         cmd += ["--train-subset", str(args.acc_train_subset)]
@@ -128,21 +131,43 @@ def accuracy_run(method: str, args, out_json: Path) -> dict:
     return json.loads(out_json.read_text())
 
 
+def compute_baseline(ranks: int, args, out_dir: Path) -> float:
+    """Mean time per step of forward+backward+optimizer with no communication, ``ranks`` processes at once."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"), OMP_NUM_THREADS="1")
+    outs = [out_dir / f"compute-only-{ranks}r.rank{k}.json" for k in range(ranks)]
+    with tempfile.TemporaryDirectory() as barrier:
+        procs = [subprocess.Popen([sys.executable, str(COMPUTE_ONLY), "--hidden", str(args.hidden), "--batch-size",
+                                   str(args.batch_size), "--steps", str(args.steps), "--out", str(o),
+                                   "--barrier-dir", barrier, "--ranks", str(ranks)], env=env)
+                 for o in outs]
+        for proc in procs:
+            if proc.wait(timeout=args.run_timeout) != 0:
+                raise RuntimeError(f"compute-only baseline for {ranks} ranks failed")
+    return sum(json.loads(o.read_text())["step_time_s"] for o in outs) / ranks
+
+
 def _row(method, ranks, rate, r):
-    return dict(
+    row = dict(
         method=method, ranks=ranks, rate=rate, step_time_s=r["step_time_s"], step_time_median_s=r["step_time_median_s"],
         wire_bytes_per_rank_step=r["wire_bytes_per_rank_step"], payload_bytes_per_step=r["payload_bytes_per_step"],
         dense_bytes_per_step=r["dense_bytes_per_step"], compression_ratio=r["compression_ratio"],
-        replicas_identical=r["replicas_identical"],
+        replicas_identical=r["replicas_identical"], encode_s=None, allgather_s=None, decode_s=None,
     )
+    stats = r.get("hook_stats")
+    if stats and stats.get("compressed_steps"):
+        # rank 0's seconds inside the hook, per compressed iteration
+        n = stats["compressed_steps"]
+        row.update(encode_s=stats["encode_s"] / n, allgather_s=stats["comm_s"] / n, decode_s=stats["decode_s"] / n)
+    return row
 
 
 def write_markdown(results: dict, path: Path) -> None:
     timing = results["timing"]
     acc = {a["method"]: a["accuracy"] for a in results["accuracy"]}
-    lines = [f"Paper CNN ({results['params']:,} parameters), Fashion-MNIST, batch {results['batch_size']} per rank, "
-             f"{results['steps']} steps per timing run (first 3 not timed); accuracy after {results['epochs']} "
-             f"epoch(s) on {results['acc_ranks']} ranks.", ""]
+    lines = [f"Paper CNN, hidden {results['hidden']} ({results['params']:,} parameters, "
+             f"{4 * results['params'] / 1e6:.2f} MB fp32 gradient), Fashion-MNIST, batch {results['batch_size']} "
+             f"per rank, {results['steps']} steps per timing run (first 3 not timed); accuracy after "
+             f"{results['epochs']} epoch(s) on {results['acc_ranks']} ranks. Wall time {results['wall_s']:.0f} s.", ""]
     for ranks in sorted({t["ranks"] for t in timing}):
         for rate in results["rates_main"]:
             rows = [t for t in timing if t["ranks"] == ranks and t["rate"] == rate]
@@ -161,6 +186,38 @@ def write_markdown(results: dict, path: Path) -> None:
                     f"| {t['method']} | {1000 * t['step_time_s']:.0f} | {speed} | {wire} | "
                     f"{t['payload_bytes_per_step'] / 1e6:.3f} | {t['compression_ratio']:.1f} | "
                     f"{'-' if a is None else f'{a:.2f}'} |")
+            lines.append("")
+    if results["accuracy"]:
+        base = acc.get("allreduce-fp32")
+        lines += [f"### Test accuracy after {results['epochs']} epoch(s), {results['acc_ranks']} ranks", "",
+                  "| method | accuracy (%) | vs fp32 allreduce (points) | steps | replicas identical |",
+                  "|---|---:|---:|---:|---|"]
+        for a in results["accuracy"]:
+            delta = "-" if base is None else f"{a['accuracy'] - base:+.2f}"
+            lines.append(f"| {a['method']} | {a['accuracy']:.2f} | {delta} | {a['steps']} | {a['replicas_identical']} |")
+        lines.append("")
+    for ranks in sorted({t["ranks"] for t in timing}):
+        compute = results["compute_only_s"].get(str(ranks))
+        for rate in results["rates_main"]:
+            rows = [t for t in timing if t["ranks"] == ranks and t["rate"] == rate]
+            if not rows or compute is None:
+                continue
+            lines += [f"### Where a step goes: {ranks} ranks, {rate} per link (ms per step)", "",
+                      f"compute = forward + backward + optimizer of {ranks} processes sharing the cores with no "
+                      f"communication ({1000 * compute:.0f} ms); encode / all-gather / decode = rank 0's time inside "
+                      "the adlcodec hook; exchange + rest = step - compute - encode - decode (for the built-in hooks "
+                      "this is the collective plus their own compression).", "",
+                      "| method | step | compute | encode | all-gather | decode | exchange + rest |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+            for t in rows:
+                enc, ag, dec = (t.get(k) for k in ("encode_s", "allgather_s", "decode_s"))
+                rest = t["step_time_s"] - compute - (enc or 0) - (dec or 0)
+
+                def ms(v):
+                    return "-" if v is None else f"{1000 * v:.0f}"
+
+                lines.append(f"| {t['method']} | {ms(t['step_time_s'])} | {ms(compute)} | {ms(enc)} | {ms(ag)} | "
+                             f"{ms(dec)} | {ms(rest)} |")
             lines.append("")
     sweep = results["sweep"]
     if sweep:
@@ -217,7 +274,9 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-ranks", type=int, default=4)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--sweep-methods", default=",".join(SWEEP_METHODS))
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=15)
+    p.add_argument("--hidden", type=int, default=1024,
+                   help="units of the CNN's first linear layer (1024: 3.28 M parameters, see docs/CLUSTER.md)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--acc-ranks", type=int, default=4)
@@ -226,6 +285,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-timeout", type=float, default=240.0)
     p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--rebaseline", action="store_true",
+                   help="only re-measure the compute-only baselines of OUT/results.json and rewrite the reports")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 4 ranks, 100mbit, fp32 vs adlcodec-1bit, few steps, tiny accuracy run")
     args = p.parse_args(argv)
@@ -244,12 +305,23 @@ def main(argv=None) -> int:
         _mbit(r)
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    if args.rebaseline:
+        results = json.loads((out / "results.json").read_text())
+        args.hidden, args.batch_size, args.steps = results["hidden"], results["batch_size"], results["steps"]
+        for ranks in results["compute_only_s"]:
+            results["compute_only_s"][ranks] = compute_baseline(int(ranks), args, out / "runs")
+            print(f"compute-only, {ranks} ranks: {1000 * results['compute_only_s'][ranks]:.0f} ms/step", flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        write_markdown(results, out / "results.md")
+        print((out / "results.md").read_text())
+        return 0
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     prefix = f"adlb{os.getpid() % 100000}"
     rates_main = args.rates_main.split(",")
     rates_sweep = args.rates_sweep.split(",")
     results = dict(steps=args.steps, batch_size=args.batch_size, epochs=args.epochs, acc_ranks=args.acc_ranks,
+                   hidden=args.hidden, compute_only_s={},
                    rates_main=rates_main, rates_sweep=rates_sweep, sweep_ranks=args.sweep_ranks,
                    timing=[], sweep=[], accuracy=[], errors=[], params=None)
     t_start = time.time()
@@ -261,6 +333,10 @@ def main(argv=None) -> int:
         plan += [(args.sweep_ranks, rate, m) for m in args.sweep_methods.split(",")
                  if (args.sweep_ranks, rate, m) not in plan]
     try:
+        for ranks in dict.fromkeys(r for r, _, _ in plan):
+            print(f"[{time.time() - t_start:6.0f}s] compute-only baseline, {ranks} ranks", flush=True)
+            results["compute_only_s"][str(ranks)] = compute_baseline(ranks, args, out / "runs")
+            print(f"  {1000 * results['compute_only_s'][str(ranks)]:.0f} ms/step", flush=True)
         for ranks, rate in dict.fromkeys((r, rt) for r, rt, _ in plan):
             with Cluster(prefix, ranks, rate) as cluster:
                 for _, _, m in [x for x in plan if x[:2] == (ranks, rate)]:

@@ -135,6 +135,7 @@ class AdaCompState:
         "_nonfinite_this_iter",
         "_iter_open",
         "_param_ordinals",
+        "_spare",
     ]
 
     def __init__(
@@ -188,17 +189,19 @@ class AdaCompState:
         self._totals = dict(
             steps=0, compressed_steps=0, nonfinite_steps=0, dense_bytes=0, payload_bytes=0,
             compressed_dense_bytes=0, compressed_payload_bytes=0,
-            encode_s=0.0, comm_s=0.0, decode_s=0.0,
+            warmup_s=0.0, encode_s=0.0, comm_s=0.0, decode_s=0.0,
         )
         self._config_checked = False
         self._nonfinite_this_iter = False
         self._iter_open = False
         self._param_ordinals: dict[int, tuple[int, Any]] = {}
+        # parameter ordinal -> spare residual buffer the next trial encode writes into (double buffering)
+        self._spare: dict[int, np.ndarray] = {}
 
     # -- pickling (checkpoints), as PowerSGDState does -------------------------
     def __getstate__(self):
         logger.info("adlcodec: process group / MPI communicator are not pickled")
-        return {s: getattr(self, s) for s in self.__slots__ if s not in ("process_group", "mpi_comm", "_param_ordinals")}
+        return {s: getattr(self, s) for s in self.__slots__ if s not in ("process_group", "mpi_comm", "_param_ordinals", "_spare")}
 
     def __setstate__(self, state):
         self.process_group = None  # the default group of the restoring job
@@ -208,6 +211,7 @@ class AdaCompState:
         # the new job's ranks must prove again that they agree
         self._config_checked = False
         self._param_ordinals = {}
+        self._spare = {}
         if self.transport == "mpi":
             from mpi4py import MPI
 
@@ -235,7 +239,11 @@ class AdaCompState:
         ``payload_bytes`` the size of this rank's messages (warm-up iterations
         count the dense size for both), ``ratio`` their quotient.  The
         ``compressed_*`` counters and ``compressed_ratio`` cover only the
-        iterations after warm-up, i.e. the steady state.
+        iterations after warm-up, i.e. the steady state.  Seconds spent in the
+        hook: ``warmup_s`` (plain allreduce before ``start_iter``), and for
+        compressed iterations ``encode_s`` (finite check, layout, encode,
+        message assembly), ``comm_s`` (the all-gathers) and ``decode_s``
+        (decode, rank-ordered sum, residual commit).
         """
         s = dict(self._totals)
         s["ratio"] = s["dense_bytes"] / s["payload_bytes"] if s["payload_bytes"] else float("nan")
@@ -407,13 +415,12 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
     try:
         if state.iter < state.start_iter:
             t0 = time.perf_counter()
-            result = buffer.clone()
-            dist.all_reduce(result, group=state.process_group)
-            result.div_(world)
-            totals["comm_s"] += time.perf_counter() - t0
+            dist.all_reduce(buffer, group=state.process_group)  # in place, as DDP's default hook
+            buffer.div_(world)
+            totals["warmup_s"] += time.perf_counter() - t0
             totals["dense_bytes"] += 4 * numel
             totals["payload_bytes"] += 4 * numel
-            return _finish(result)
+            return _finish(buffer)
         return _finish(_compressed_exchange(state, bucket, buffer, rank, world))
     finally:
         if bucket.is_last():
@@ -432,28 +439,40 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     index = bucket.index()
     residuals = _residuals_for(state, index, layout)
     flat = buffer.detach().numpy()
-    finite = bool(torch.isfinite(buffer).all())
     conv_bin, fc_bin = state._bins_header()
-    parts: list[bytes | np.ndarray] = []
-    new_residuals: list[np.ndarray | None] = []
-    if finite:
-        for (off, shape), (_, _, bin_size), res in zip(slots, layout, residuals):
-            grad = flat[off : off + int(np.prod(shape))]
-            if bin_size is None:
-                parts.append(grad.tobytes())
-                new_residuals.append(None)
-            else:
-                # Compress into a copy: the residual is committed only once we
-                # know no rank had a non-finite gradient.
-                trial = res.copy()
-                parts.append(compress(grad, trial, bin_size=bin_size, bits=state.bits))
-                new_residuals.append(trial)
+    parts: list[np.ndarray] = []
+    trials: list[np.ndarray | None] = []
+    finite = True
+    for (off, shape), (ordinal, _, bin_size), res in zip(slots, layout, residuals):
+        grad = flat[off : off + int(np.prod(shape))]
+        if bin_size is None:
+            if not np.isfinite(grad).all():
+                finite = False
+                break
+            parts.append(grad.view(np.uint8))
+            trials.append(None)
+            continue
+        # Encode into a spare copy of the residual: it is committed (swapped in) only once we
+        # know no rank had a non-finite gradient.  The spare is reused across iterations.
+        trial = state._spare.get(ordinal)
+        if trial is None or trial.shape != res.shape:
+            trial = np.empty_like(res)
+        np.copyto(trial, res)
+        try:
+            # the codec's fused finite check rejects NaN/Inf in grad or residual (and overflow) before writing
+            parts.append(compress(grad, trial, bin_size=bin_size, bits=state.bits))
+        except ValueError:
+            finite = False
+            break
+        trials.append(trial)
+    if not finite:
+        parts, trials = [], []
     header = _HEADER.pack(
         _MAGIC, FORMAT_VERSION, state.bits, 0 if finite else _FLAG_NONFINITE, conv_bin, fc_bin, index,
         len(parts), digest,
     )
-    lengths = struct.pack(f"<{len(parts)}I", *(len(p) for p in parts))
-    message = np.frombuffer(bytearray().join([header, lengths] + [bytes(p) if isinstance(p, np.ndarray) else p for p in parts]), np.uint8)
+    lengths = struct.pack(f"<{len(parts)}I", *(p.size for p in parts))
+    message = np.concatenate([np.frombuffer(header + lengths, np.uint8), *parts])
     t1 = time.perf_counter()
     messages = _allgather_bytes(state, message)
     t2 = time.perf_counter()
@@ -475,9 +494,13 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
                 f"adlcodec: non-finite gradient on rank(s) {nonfinite_ranks} in bucket {index} at iteration "
                 f"{state.iter}; residuals left unchanged"
             )
-        return torch.zeros_like(buffer)
+        return buffer.zero_()
 
-    out = np.zeros(buffer.numel(), np.float32)
+    # The average is written over the bucket's own buffer: the local gradient is no longer needed
+    # (its dense parts were copied into ``message``), and a fresh 4-bytes-per-parameter array per
+    # step would cost page faults on every call.
+    out = flat
+    out.fill(0)
     for m, h in zip(messages, headers):  # rank order: every rank sums in the same sequence
         count = h[7]
         lens = struct.unpack_from(f"<{count}I", m, _HEADER.size)
@@ -487,20 +510,22 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
             target = out[off : off + size]
             chunk = m[pos : pos + n]
             if bin_size is None:
-                target += np.frombuffer(chunk.tobytes(), np.float32)
+                target += chunk.view(np.float32)  # numpy copes with an unaligned view
             else:
                 decompress(chunk, out=target, accumulate=True)
             pos += n
     out /= np.float32(world)
+    for i, ((ordinal, _, _), trial) in enumerate(zip(layout, trials)):
+        if trial is not None:
+            # swap: the trial becomes the residual, the old residual the next spare
+            state._spare[ordinal] = residuals[i]
+            residuals[i] = trial
     t3 = time.perf_counter()
-    for res, new in zip(residuals, new_residuals):
-        if res is not None:
-            res[:] = new
     totals["compressed_steps"] += 1 if bucket.is_last() else 0
     totals["encode_s"] += t1 - t0
     totals["comm_s"] += t2 - t1
     totals["decode_s"] += t3 - t2
-    return torch.from_numpy(out).view_as(buffer)
+    return buffer
 
 
 if torch is not None:
