@@ -32,6 +32,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -301,7 +302,17 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.use_deterministic_algorithms(True)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if init_method == "env://" and restart is not None:
+        # torchrun keeps its store across restarts: without a per-attempt prefix a restarted rank can
+        # read the dead rank's gloo address from the previous attempt and fail with "connection refused".
+        agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                              is_master=rank == 0 and not agent_hosts_store, timeout=timedelta(minutes=5))
+        dist.init_process_group("gloo", store=dist.PrefixStore(f"adlcodec/attempt-{restart}", store),
+                                rank=rank, world_size=world)
+    else:
+        dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     try:
         return _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, build_model)
     finally:
