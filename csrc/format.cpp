@@ -257,7 +257,7 @@ void write_values(const float* G, uint64_t count, float scale, uint8_t* values) 
   if constexpr (Bits == 16) {
     for (uint64_t i = 0; i < count; ++i) put_u16(values + 2 * i, float_to_half(G[i]));
   } else if constexpr (Bits == 32) {
-    std::memcpy(values, G, 4 * count);
+    if (count) std::memcpy(values, G, 4 * count);  // G may be null when nothing was selected
   } else {
     constexpr uint64_t kPerByte = 8 / Bits;
     const uint64_t whole = count / kPerByte;

@@ -80,7 +80,7 @@ def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
     """One training run with one rank per namespace; returns rank 0's result."""
     env_common = [
         f"WORLD_SIZE={cluster.ranks}", "MASTER_ADDR=10.77.0.1", "MASTER_PORT=29531", "GLOO_SOCKET_IFNAME=eth0",
-        "OMP_NUM_THREADS=1", "LOCAL_RANK=0", f"PYTHONPATH={REPO / 'python'}",
+        "OMP_NUM_THREADS=1", "LOCAL_RANK=0",
     ]
     train = [
         sys.executable, "-m", "adlcodec.train", *METHODS[method], "--max-steps", str(args.steps),
@@ -125,7 +125,7 @@ def accuracy_run(method: str, args, out_json: Path) -> dict:
         cmd += ["--train-subset", str(args.acc_train_subset)]
     if args.acc_max_steps:
         cmd += ["--max-steps", str(args.acc_max_steps)]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the installed adlcodec: the source tree has no _core
     with open(out_json.with_suffix(".log"), "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=args.run_timeout * 4)
     return json.loads(out_json.read_text())
@@ -133,7 +133,7 @@ def accuracy_run(method: str, args, out_json: Path) -> dict:
 
 def compute_baseline(ranks: int, args, out_dir: Path) -> float:
     """Mean time per step of forward+backward+optimizer with no communication, ``ranks`` processes at once."""
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the installed adlcodec: the source tree has no _core
     outs = [out_dir / f"compute-only-{ranks}r.rank{k}.json" for k in range(ranks)]
     with tempfile.TemporaryDirectory() as barrier:
         procs = [subprocess.Popen([sys.executable, str(COMPUTE_ONLY), "--hidden", str(args.hidden), "--batch-size",
