@@ -135,23 +135,49 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
   return static_cast<size_t>((total_bits + 7) / 8);
 }
 
-// Fills idx[0..count) or throws; never reads outside [src, src + nbytes).
+// Fills idx[0..count) or throws; never reads outside [src, src + nbytes). The bits ahead are kept in a
+// register and refilled every few codes, so each code costs a shift and a count, not a memory load on
+// the dependency chain from one code to the next.
 void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
-  BitReader in(src, nbytes);
+  uint64_t pos = 0;  // bits consumed
+  uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
+  unsigned available = 0;
+  auto refill = [&] {  // afterwards available >= 57
+    const size_t byte = static_cast<size_t>(pos >> 3);
+    uint64_t word = 0;
+    if (byte + 8 <= nbytes) {
+      word = get_u64(src + byte);
+    } else if (byte < nbytes) {
+      std::memcpy(&word, src + byte, nbytes - byte);
+    }
+    ahead = word >> (pos & 7);
+    available = 64 - static_cast<unsigned>(pos & 7);
+  };
+  auto consume = [&](unsigned bits) {  // bits <= available <= 64, and bits < 64
+    ahead >>= bits;
+    available -= bits;
+    pos += bits;
+  };
+  const uint64_t section_bits = uint64_t(nbytes) * 8;
   uint64_t next = 0;  // smallest index the next position may take
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint64_t len = std::min<uint64_t>(kChunkGaps, count - start);
-    const unsigned k = static_cast<unsigned>(in.get(kRiceParamBits));
+    if (available < kRiceParamBits) refill();
+    const unsigned k = static_cast<unsigned>(ahead & ((1u << kRiceParamBits) - 1));
+    consume(kRiceParamBits);
+    const uint64_t low_mask = (uint64_t(1) << k) - 1;
     for (uint64_t i = 0; i < len; ++i) {
-      const uint64_t word = in.peek();
-      const unsigned ones = ~word ? static_cast<unsigned>(__builtin_ctzll(~word)) : 64u;
+      if (available < kEscapeOnes + 1 + 31) refill();  // a whole normal code is in view
+      const unsigned ones = ~ahead ? static_cast<unsigned>(__builtin_ctzll(~ahead)) : 64u;
       uint64_t gap;
       if (ones >= kEscapeOnes) {
-        in.skip(kEscapeOnes);
-        gap = in.get(kEscapeRawBits);
+        consume(kEscapeOnes);
+        if (available < kEscapeRawBits) refill();
+        gap = ahead & 0xFFFFFFFFu;
+        consume(kEscapeRawBits);
       } else {
-        gap = (uint64_t(ones) << k) | ((word >> (ones + 1)) & ((uint64_t(1) << k) - 1));
-        in.skip(ones + 1 + k);
+        gap = (uint64_t(ones) << k) | ((ahead >> (ones + 1)) & low_mask);
+        consume(ones + 1 + k);
       }
       const uint64_t position = next + gap;
       if (position >= numel)
@@ -160,12 +186,11 @@ void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t 
       idx[start + i] = static_cast<uint32_t>(position);
       next = position + 1;
     }
-    if (in.position() > uint64_t(nbytes) * 8) break;
+    if (pos > section_bits) break;
   }
-  const uint64_t used = in.position();
-  if (used > uint64_t(nbytes) * 8) throw FormatError(fmt_error("position section is truncated"));
-  if ((used + 7) / 8 != nbytes) throw FormatError(fmt_error("position section has trailing bytes"));
-  if (used % 8 && (src[nbytes - 1] >> (used % 8)) != 0)
+  if (pos > section_bits) throw FormatError(fmt_error("position section is truncated"));
+  if ((pos + 7) / 8 != nbytes) throw FormatError(fmt_error("position section has trailing bytes"));
+  if (pos % 8 && (src[nbytes - 1] >> (pos % 8)) != 0)
     throw FormatError(fmt_error("position section padding is not zero"));
 }
 
