@@ -1,4 +1,4 @@
-// Little-endian field access and the LSB-first bit reader (docs/FORMAT.md, "Bit streams").
+// Little-endian field access and reading LSB-first bit streams (docs/FORMAT.md, "Bit streams").
 #pragma once
 
 #include <cstdint>
@@ -17,33 +17,17 @@ inline uint64_t get_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); r
 inline uint32_t float_bits(float f) { uint32_t v; std::memcpy(&v, &f, 4); return v; }
 inline float bits_float(uint32_t v) { float f; std::memcpy(&f, &v, 4); return f; }
 
-// Reads past the end yield zero bits; callers compare position() with the section size afterwards.
-class BitReader {
- public:
-  BitReader(const uint8_t* src, size_t nbytes) : src_(src), nbytes_(nbytes) {}
-  // The next 57 or more bits, LSB first.
-  uint64_t peek() const {
-    const size_t byte = static_cast<size_t>(pos_ >> 3);
-    uint64_t word = 0;
-    if (byte + 8 <= nbytes_) {
-      word = get_u64(src_ + byte);
-    } else if (byte < nbytes_) {
-      std::memcpy(&word, src_ + byte, nbytes_ - byte);
-    }
-    return word >> (pos_ & 7);
+// Bits [bit, bit + 57) or more of a stream of `nbytes` bytes, LSB first; bits past the end read as zero,
+// so callers compare their position with the section size afterwards.
+inline uint64_t bits_at(const uint8_t* src, size_t nbytes, uint64_t bit) {
+  const size_t byte = static_cast<size_t>(bit >> 3);
+  uint64_t word = 0;
+  if (byte + 8 <= nbytes) {
+    word = get_u64(src + byte);
+  } else if (byte < nbytes) {
+    std::memcpy(&word, src + byte, nbytes - byte);
   }
-  void skip(unsigned count) { pos_ += count; }
-  uint64_t get(unsigned count) {  // count <= 32
-    const uint64_t v = peek() & ((uint64_t(1) << count) - 1);
-    pos_ += count;
-    return v;
-  }
-  uint64_t position() const { return pos_; }
-
- private:
-  const uint8_t* src_;
-  size_t nbytes_;
-  uint64_t pos_ = 0;
-};
+  return word >> (bit & 7);
+}
 
 }  // namespace adlcodec

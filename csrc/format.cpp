@@ -143,14 +143,7 @@ void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t 
   uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
   unsigned available = 0;
   auto refill = [&] {  // afterwards available >= 57
-    const size_t byte = static_cast<size_t>(pos >> 3);
-    uint64_t word = 0;
-    if (byte + 8 <= nbytes) {
-      word = get_u64(src + byte);
-    } else if (byte < nbytes) {
-      std::memcpy(&word, src + byte, nbytes - byte);
-    }
-    ahead = word >> (pos & 7);
+    ahead = bits_at(src, nbytes, pos);
     available = 64 - static_cast<unsigned>(pos & 7);
   };
   auto consume = [&](unsigned bits) {  // bits <= available <= 64, and bits < 64
