@@ -55,6 +55,8 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
     bin_size, k, scale_u32, P = struct.unpack_from("<IIII", b, 8)
     if dtype != 1 or bits not in (1, 2, 4, 8, 16, 32) or ndim > 32 or bin_size == 0:
         raise SpecError("fields")
+    if len(b) < 24 + 8 * ndim + 4:
+        raise SpecError("truncated shape")
     shape = struct.unpack_from(f"<{ndim}Q", b, 24)
     numel = int(np.prod(shape, dtype=object)) if ndim else 1
     if max_numel is not None and numel > max_numel:
