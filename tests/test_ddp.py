@@ -202,6 +202,39 @@ def _nonfinite(rank, world, policy):
     return dict(log=log, params=_param_digest(model), stats=state.stats())
 
 
+def _train_with_budget(rank, world, steps, budget):
+    """ConvNet training; ``budget`` is None or AdaCompState keywords for the bandwidth budget."""
+    torch.manual_seed(0)
+    model = ConvNet()
+    ddp = DDP(model, bucket_cap_mb=0.01)  # two buckets: the budget sums its model over them
+    state = AdaCompState(bits=1, start_iter=2, **(budget or {}))
+    ddp.register_comm_hook(state, adacomp_hook)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.05, momentum=0.9)
+    mid_state = None
+    for step in range(steps):
+        x, y = _batch(rank, step)
+        opt.zero_grad()
+        nn.functional.cross_entropy(ddp(x), y).backward()
+        opt.step()
+        if step == steps // 2:
+            mid_state = pickle.dumps(state)
+    stats = state.stats()
+    restored = pickle.loads(mid_state)
+    return dict(params=_param_digest(model), stats=stats, buckets=len(state.residuals),
+                restored_budget=None if restored.budget is None else restored.budget.report())
+
+
+def _mismatched_deadline(rank, world):
+    model = nn.Linear(600, 4)
+    ddp = DDP(model)
+    ddp.register_comm_hook(AdaCompState(start_iter=1, link_mbps=100, max_comm_ms=10 + rank), adacomp_hook)
+    try:
+        ddp(torch.randn(2, 600)).sum().backward()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
 def _netns_facts(rank, world):
     with open("/proc/net/dev") as f:
         ifaces = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
@@ -321,5 +354,65 @@ def test_bin_size_follows_layer_kind():
     ],
 )
 def test_bad_arguments_are_rejected(kwargs, exc, text):
+    with pytest.raises(exc, match=text):
+        AdaCompState(**kwargs)
+
+
+# ------------------------------------------------------------------ bandwidth budget
+
+@pytest.mark.parametrize("feedback", [False, True])
+def test_budget_decisions_are_identical_on_every_rank(feedback):
+    # At a stated 0.05 Mbit/s the modelled bytes dominate, so the bare model (feedback=False) must coarsen the
+    # plan.  With feedback the loopback's real, much faster exchange times (different on every rank) drive the
+    # decisions: whatever they are, every rank must take the same ones.
+    options = dict(feedback=feedback)
+    results = run_ranks(_train_with_budget, 3, 40, dict(link_mbps=0.05, max_comm_ms=250, budget_interval=4,
+                                                        budget_options=options))
+    budget = results[0]["stats"]["budget"]
+    assert results[0]["buckets"] >= 2
+    for r in results[1:]:
+        assert r["params"] == results[0]["params"]
+        assert r["stats"]["budget"] == budget  # same history, same plan, same pressure, bit for bit
+        assert r["stats"]["exchange_log"] == results[0]["stats"]["exchange_log"]
+    assert budget["decisions"] >= 8
+    if not feedback:
+        assert budget["pressure"] > 0 and budget["overhead_ms"] == 0
+        plan = {p["kind"]: p for p in budget["plan"]}
+        assert plan["fc"]["bin_size"] > plan["fc"]["base_bin_size"]  # FC layers went sparser first
+    else:
+        # the loopback is far faster than 0.05 Mbit/s: the measured offset is negative
+        assert budget["overhead_ms"] < 0
+    # one entry per compressed iteration but the last (its time travels in the next step's messages)
+    log = results[0]["stats"]["exchange_log"]
+    assert [i for i, _, _ in log] == list(range(2, 39))
+    assert all(ms > 0 for _, ms, _ in log)
+    stats = results[0]["stats"]
+    assert stats["comm_s"] == pytest.approx(stats["sync_s"] + stats["exchange_s"])
+    # a checkpoint taken mid-run carries the controller with it
+    restored = results[0]["restored_budget"]
+    assert restored["decisions"] >= 4 and restored["history"] == budget["history"][: restored["decisions"]]
+
+
+def test_budget_with_room_to_spare_is_bit_identical_to_the_fixed_configuration():
+    fixed = run_ranks(_train_with_budget, 2, 20, None)
+    roomy = run_ranks(_train_with_budget, 2, 20, dict(link_mbps=1000, max_comm_ms=1e6, budget_interval=3))
+    assert roomy[0]["stats"]["budget"]["pressure"] == 0 and roomy[0]["stats"]["budget"]["decisions"] >= 5
+    assert roomy[0]["params"] == fixed[0]["params"] == roomy[1]["params"]
+
+
+def test_disagreeing_deadlines_fail_on_every_rank():
+    for m in run_ranks(_mismatched_deadline, 2):
+        assert "AdaCompConfigError" in m and "max_comm_us: rank 0=10000, rank 1=11000" in m, m
+
+
+@pytest.mark.parametrize("kwargs, exc, text", [
+    (dict(link_mbps=100), ValueError, "go together"),
+    (dict(max_comm_ms=10), ValueError, "go together"),
+    (dict(link_mbps=-1, max_comm_ms=10), ValueError, "link_mbps"),
+    (dict(link_mbps=100, max_comm_ms=10, budget_interval=0), ValueError, "interval"),
+    (dict(link_mbps=100, max_comm_ms=10, budget_options=dict(fc_floor=0)), ValueError, "fc_floor"),
+    (dict(link_mbps=100, max_comm_ms=10, budget_options=dict(speed=2)), TypeError, "speed"),
+])
+def test_bad_budget_arguments_are_rejected(kwargs, exc, text):
     with pytest.raises(exc, match=text):
         AdaCompState(**kwargs)

@@ -76,18 +76,14 @@ class Cluster:
             _live_clusters.remove((self.prefix, self.ranks))
 
 
-def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
-    """One training run with one rank per namespace; returns rank 0's result."""
+def train_in_cluster(cluster: Cluster, train_args: list[str], out_json: Path, timeout: float) -> dict:
+    """``python -m adlcodec.train TRAIN_ARGS`` with one rank per namespace; returns rank 0's result."""
     env_common = [
         f"WORLD_SIZE={cluster.ranks}", "MASTER_ADDR=10.77.0.1", "MASTER_PORT=29531", "GLOO_SOCKET_IFNAME=eth0",
         "OMP_NUM_THREADS=1", "LOCAL_RANK=0",
     ]
-    train = [
-        sys.executable, "-m", "adlcodec.train", *METHODS[method], "--max-steps", str(args.steps),
-        "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--eval-subset", "1000",
-        "--hidden", str(args.hidden),
-        "--timing-warmup", "3", "--no-progress", "--iface", "eth0", "--out", str(out_json),
-    ]
+    train = [sys.executable, "-m", "adlcodec.train", *train_args, "--no-progress", "--iface", "eth0",
+             "--out", str(out_json)]
     procs = []
     logs = []
     for k in range(cluster.ranks):
@@ -95,7 +91,7 @@ def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
         logs.append(log)
         cmd = [str(NETNS), "exec", cluster.prefix, str(k), "env", f"RANK={k}", *env_common, *train]
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-    deadline = time.monotonic() + args.run_timeout
+    deadline = time.monotonic() + timeout
     failed = None
     for k, p in enumerate(procs):
         try:
@@ -110,9 +106,17 @@ def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
     for log in logs:
         log.close()
     if failed:
-        raise RuntimeError(f"{method} on {cluster.ranks} ranks @ {cluster.rate}: rank {failed[0]} exited {failed[1]}; "
-                           f"see {out_json.with_suffix(f'.rank{failed[0]}.log')}")
+        raise RuntimeError(f"{' '.join(train_args)} on {cluster.ranks} ranks @ {cluster.rate}: rank {failed[0]} "
+                           f"exited {failed[1]}; see {out_json.with_suffix(f'.rank{failed[0]}.log')}")
     return json.loads(out_json.read_text())
+
+
+def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
+    """One short training run of ``method``, timed; returns rank 0's result."""
+    return train_in_cluster(cluster, [
+        *METHODS[method], "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
+        "--seed", str(args.seed), "--eval-subset", "1000", "--hidden", str(args.hidden), "--timing-warmup", "3",
+    ], out_json, args.run_timeout)
 
 
 def accuracy_run(method: str, args, out_json: Path) -> dict:

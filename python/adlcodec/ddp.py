@@ -38,6 +38,14 @@ Design decisions (documented here because they are part of the contract):
   fingerprint (format version, bits, bin sizes, start_iter, policy, iteration)
   and every message repeats format version, bits, bin sizes and bucket layout.
   Any disagreement raises :class:`AdaCompConfigError` on *every* rank.
+* **Bandwidth budget.** With ``link_mbps`` and ``max_comm_ms`` the hook adjusts bin size and bits per layer
+  every ``budget_interval`` steps so a step's exchange fits the deadline (:mod:`adlcodec.budget`).  The
+  controller reads only figures every rank holds identically: payload sizes and selected counts from the
+  all-gathered messages, and each rank's measured exchange time of the previous step, which it repeats in
+  its next message.  So all ranks choose the same plan, and the plan's digest is checked in every message.
+* **Exchange time.** Each bucket first all-gathers the message sizes, which also waits for the slowest rank
+  to finish its backward pass (``sync_s``), then the messages themselves (``exchange_s``).  The deadline is
+  about ``exchange_s``: no codec setting can shorten the wait for another rank's computation.
 * **Non-finite gradients.** Each rank checks its bucket before compressing and
   flags it in its message, so all ranks learn the same fact at the same time.
   Residuals are only committed after the exchange, and never when any rank
@@ -59,7 +67,8 @@ from typing import Any
 
 import numpy as np
 
-from . import FORMAT_VERSION, compress, decompress
+from . import FORMAT_VERSION, compress, decompress, inspect
+from .budget import BandwidthBudget
 
 try:  # torch is an optional dependency of the package
     import torch
@@ -83,12 +92,14 @@ DEFAULT_CONV_BIN = 50
 DEFAULT_FC_BIN = 500
 
 _MAGIC = b"ADLX"
-# magic, codec format version, bits, flags, conv bin, fc bin, bucket index,
-# tensor count, layout digest
-_HEADER = struct.Struct("<4sHBBIIIIQ")
+# magic, codec format version, bits, flags, conv bin, fc bin, bucket index, tensor count, layout digest
+# (covers every tensor's bin size and bits), and the sender's exchange time of an earlier step: its
+# iteration (or -1) and microseconds
+_HEADER = struct.Struct("<4sHBBIIIIQqI")
 _FLAG_NONFINITE = 1
 _PARKED = -1  # residuals key for parameters whose new bucket has not been seen yet
 _POLICIES = ("skip", "raise")
+_EXCHANGE_LOG_LIMIT = 100_000
 _TRANSPORTS = ("torch", "mpi")
 
 
@@ -118,6 +129,11 @@ class AdaCompState:
             (mpi4py ``Allgatherv``; ranks started by ``mpirun``).
         on_nonfinite: ``"skip"`` or ``"raise"`` (see module docstring).
         mpi_comm: communicator for ``transport="mpi"`` (default COMM_WORLD).
+        link_mbps: each rank's link rate in Mbit/s; with ``max_comm_ms`` it turns on the bandwidth budget.
+        max_comm_ms: deadline for one step's exchange in milliseconds.
+        budget_interval: compressed steps between budget decisions.
+        budget_options: further :class:`adlcodec.budget.BandwidthBudget` keywords (``margin``,
+            ``conv_floor``, ``fc_floor``, ``feedback``, ``first_window``).
     """
 
     __slots__ = [
@@ -136,6 +152,15 @@ class AdaCompState:
         "_iter_open",
         "_param_ordinals",
         "_spare",
+        "link_mbps",
+        "max_comm_ms",
+        "budget_interval",
+        "budget_options",
+        "budget",
+        "_exchange_s_this_iter",
+        "_last_exchange",
+        "exchange_log",
+        "_last_pressure",
     ]
 
     def __init__(
@@ -147,6 +172,10 @@ class AdaCompState:
         transport: str = "torch",
         on_nonfinite: str = "skip",
         mpi_comm=None,
+        link_mbps: float | None = None,
+        max_comm_ms: float | None = None,
+        budget_interval: int = 10,
+        budget_options: dict | None = None,
     ):
         if torch is None:
             raise ImportError("adlcodec.ddp needs torch: pip install 'adlcodec[torch]'")
@@ -172,6 +201,12 @@ class AdaCompState:
         # than in the middle of a backward pass.
         probe_bin = bin_size or DEFAULT_CONV_BIN
         compress(np.ones(probe_bin, np.float32), np.zeros(probe_bin, np.float32), bin_size=probe_bin, bits=int(bits))
+        if (link_mbps is None) != (max_comm_ms is None):
+            raise ValueError("link_mbps and max_comm_ms go together: give both for a bandwidth budget, or neither")
+        budget_options = dict(budget_options or {})
+        if link_mbps is not None:
+            # validates every argument now, not in the middle of a backward pass
+            BandwidthBudget(link_mbps, max_comm_ms, 2, interval=budget_interval, **budget_options)
         if transport == "mpi" and mpi_comm is None:
             from mpi4py import MPI
 
@@ -189,8 +224,18 @@ class AdaCompState:
         self._totals = dict(
             steps=0, compressed_steps=0, nonfinite_steps=0, dense_bytes=0, payload_bytes=0,
             compressed_dense_bytes=0, compressed_payload_bytes=0,
-            warmup_s=0.0, encode_s=0.0, comm_s=0.0, decode_s=0.0,
+            warmup_s=0.0, encode_s=0.0, comm_s=0.0, sync_s=0.0, exchange_s=0.0, decode_s=0.0,
         )
+        self.link_mbps = None if link_mbps is None else float(link_mbps)
+        self.max_comm_ms = None if max_comm_ms is None else float(max_comm_ms)
+        self.budget_interval = int(budget_interval)
+        self.budget_options = budget_options
+        self.budget: BandwidthBudget | None = None  # created at the first compressed step, when the world is known
+        self._exchange_s_this_iter = 0.0
+        self._last_exchange = (-1, 0)  # (iteration, microseconds) of this rank's latest complete exchange
+        # (iteration, slowest rank's exchange ms, budget pressure or None), learnt one step later from the messages
+        self.exchange_log: list[tuple[int, float, float | None]] = []
+        self._last_pressure: float | None = None
         self._config_checked = False
         self._nonfinite_this_iter = False
         self._iter_open = False
@@ -208,6 +253,14 @@ class AdaCompState:
         self.mpi_comm = None
         for slot, value in state.items():
             setattr(self, slot, value)
+        for slot, default in (("link_mbps", None), ("max_comm_ms", None), ("budget_interval", 10),
+                              ("budget_options", {}), ("budget", None), ("_exchange_s_this_iter", 0.0),
+                              ("_last_exchange", (-1, 0)), ("exchange_log", []),
+                              ("_last_pressure", None)):
+            if slot not in state:  # a checkpoint written before the bandwidth budget existed
+                setattr(self, slot, default)
+        self._totals.setdefault("sync_s", 0.0)
+        self._totals.setdefault("exchange_s", 0.0)
         # the new job's ranks must prove again that they agree
         self._config_checked = False
         self._param_ordinals = {}
@@ -219,7 +272,9 @@ class AdaCompState:
 
     # -- public helpers ---------------------------------------------------------
     def bin_for(self, shape) -> int | None:
-        """Bin size used for a gradient of ``shape``; ``None`` means sent dense."""
+        """Configured bin size for a gradient of ``shape``; ``None`` means sent dense.
+
+        With a bandwidth budget this is the finest bin the controller uses for that layer."""
         ndim = len(shape)
         numel = int(np.prod(shape)) if ndim else 1
         if ndim <= 1:
@@ -243,13 +298,24 @@ class AdaCompState:
         hook: ``warmup_s`` (plain allreduce before ``start_iter``), and for
         compressed iterations ``encode_s`` (finite check, layout, encode,
         message assembly), ``comm_s`` (the all-gathers) and ``decode_s``
-        (decode, rank-ordered sum, residual commit).
+        (decode, rank-ordered sum, residual commit); ``comm_s`` is ``sync_s`` (the
+        size all-gather, which waits for the slowest rank) plus ``exchange_s`` (the
+        messages themselves).  ``exchange_log`` lists, per compressed iteration, the
+        largest exchange time of any rank in milliseconds (every rank reports its own
+        in its next message, so the log ends one iteration early) and the budget
+        pressure then in force.  With a bandwidth budget, ``budget`` holds the
+        controller's report: the current plan per layer, pressure, predicted and
+        measured exchange milliseconds, and the history of its decisions.
         """
         s = dict(self._totals)
         s["ratio"] = s["dense_bytes"] / s["payload_bytes"] if s["payload_bytes"] else float("nan")
         s["compressed_ratio"] = (
             s["compressed_dense_bytes"] / s["compressed_payload_bytes"] if s["compressed_payload_bytes"] else float("nan")
         )
+        s["exchange_log"] = list(self.exchange_log)
+        if self.link_mbps is not None:
+            s["budget"] = self.budget.report() if self.budget is not None else dict(
+                link_mbps=self.link_mbps, max_comm_ms=self.max_comm_ms, decisions=0, plan=[], history=[])
         return s
 
     # -- internals --------------------------------------------------------------
@@ -263,6 +329,9 @@ class AdaCompState:
             FORMAT_VERSION, self.bits, self.bin_size or 0, DEFAULT_CONV_BIN if self.bin_size is None else 0,
             DEFAULT_FC_BIN if self.bin_size is None else 0, self.start_iter, _POLICIES.index(self.on_nonfinite),
             self.iter, _TRANSPORTS.index(self.transport),
+            -1 if self.link_mbps is None else round(self.link_mbps * 1000),
+            -1 if self.max_comm_ms is None else round(self.max_comm_ms * 1000),
+            self.budget_interval, _layout_digest(sorted(self.budget_options.items())) & 0x7FFFFFFFFFFFFFFF,
         ]
 
     def _bins_header(self) -> tuple[int, int]:
@@ -273,33 +342,37 @@ class AdaCompState:
 
 _FINGERPRINT_NAMES = (
     "format_version", "bits", "bin_size", "conv_bin", "fc_bin", "start_iter", "on_nonfinite", "iter", "transport",
+    "link_kbps", "max_comm_us", "budget_interval", "budget_options",
 )
 
 
-def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> list[np.ndarray]:
-    """All-gather variable-length uint8 messages; returns them in rank order."""
+def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """All-gather variable-length uint8 messages; returns them in rank order, and the
+    ``perf_counter`` time at which the sizes were known (every rank had arrived)."""
     if state.transport == "mpi":
         from mpi4py import MPI
 
         comm = state.mpi_comm
         sizes = np.zeros(comm.Get_size(), np.int64)
         comm.Allgather(np.array([message.size], np.int64), sizes)
+        synced = time.perf_counter()
         displs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         recv = np.empty(int(sizes.sum()), np.uint8)
         comm.Allgatherv(message, [recv, sizes, displs, MPI.BYTE])
-        return [recv[d : d + n] for d, n in zip(displs, sizes)]
+        return [recv[d : d + n] for d, n in zip(displs, sizes)], synced
     group = state.process_group
     world = dist.get_world_size(group)
     size = torch.tensor([message.size], dtype=torch.int64)
     sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
     dist.all_gather(sizes, size, group=group)
     sizes = [int(s.item()) for s in sizes]
+    synced = time.perf_counter()
     longest = max(sizes)  # > 0: every message carries a header
     padded = torch.zeros(longest, dtype=torch.uint8)
     padded[: message.size] = torch.from_numpy(message)
     received = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
     dist.all_gather(received, padded, group=group)
-    return [r.numpy()[:n] for r, n in zip(received, sizes)]
+    return [r.numpy()[:n] for r, n in zip(received, sizes)], synced
 
 
 def _check_config(state: AdaCompState) -> None:
@@ -424,9 +497,74 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
         return _finish(_compressed_exchange(state, bucket, buffer, rank, world))
     finally:
         if bucket.is_last():
+            if state.iter >= state.start_iter and not state._nonfinite_this_iter:
+                state._last_exchange = (state.iter, round(state._exchange_s_this_iter * 1e6))
+                state._last_pressure = None if state.budget is None else state.budget.pressure
+                if state.budget is not None and state.budget.step_bytes > 0:
+                    state.budget.end_step(state.iter)
+            state._exchange_s_this_iter = 0.0
             state.iter += 1
             totals["steps"] += 1
             state._iter_open = False
+
+
+def _settings(state, layout, world) -> list:
+    """(bin size, bits) of every tensor of a bucket this step; ``None`` for a dense one."""
+    if state.link_mbps is None:
+        return [None if base is None else (base, state.bits) for _, _, base in layout]
+    if state.budget is None:
+        state.budget = BandwidthBudget(state.link_mbps, state.max_comm_ms, world, interval=state.budget_interval,
+                                       **state.budget_options)
+    out = []
+    for ordinal, shape, base in layout:
+        if base is None:
+            out.append(None)
+            continue
+        numel = int(np.prod(shape))
+        # payload header: 24 fixed bytes, 8 per dimension, 4 of CRC (docs/FORMAT.md section 2)
+        state.budget.register(ordinal, numel, len(shape), base, state.bits, 28 + 8 * len(shape))
+        out.append(state.budget.setting(ordinal))
+    return out
+
+
+def _log_exchange(state, headers) -> None:
+    reported = {h[9] for h in headers}
+    if len(reported) != 1 or -1 in reported:
+        return  # not every rank has measured the same earlier iteration
+    iteration = reported.pop()
+    if state.exchange_log and state.exchange_log[-1][0] >= iteration:
+        return  # already logged from an earlier bucket of this iteration
+    slowest_ms = max(h[10] for h in headers) / 1000.0
+    state.exchange_log.append((iteration, slowest_ms, state._last_pressure))
+    del state.exchange_log[:-_EXCHANGE_LOG_LIMIT]
+    if state.budget is not None:
+        state.budget.observe_exchange(iteration, slowest_ms)
+
+
+def _observe(state, index, layout, settings, messages, headers) -> None:
+    """Feed the budget what every rank knows alike: all ranks' sizes and selected counts."""
+    budget = state.budget
+    figures = {i: [0.0, 0.0] for i, s in enumerate(settings) if s is not None}
+    fixed = total = 0.0
+    for m, h in zip(messages, headers):
+        count = h[7]
+        lens = struct.unpack_from(f"<{count}I", m, _HEADER.size)
+        pos = _HEADER.size + 4 * count
+        total += m.size
+        fixed += m.size
+        for i, n in enumerate(lens):
+            if i in figures:
+                figures[i][0] += inspect(m[pos : pos + n])["selected"]
+                figures[i][1] += n
+                fixed -= n
+            pos += n
+    world = len(messages)
+    budget.observe_bucket(
+        index, fixed / world,
+        [(layout[i][0], settings[i][0], settings[i][1], sel / world, nbytes / world)
+         for i, (sel, nbytes) in figures.items()],
+        total / world,
+    )
 
 
 def _compressed_exchange(state, bucket, buffer, rank, world):
@@ -435,7 +573,8 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     slots = _grad_slots(bucket, buffer)
     ordinals = _ordinals(state, bucket)
     layout = tuple((o, shape, state.bin_for(shape)) for o, (_, shape) in zip(ordinals, slots))
-    digest = _layout_digest(layout)
+    settings = _settings(state, layout, world)
+    digest = _layout_digest((layout, settings))
     index = bucket.index()
     residuals = _residuals_for(state, index, layout)
     flat = buffer.detach().numpy()
@@ -443,9 +582,9 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     parts: list[np.ndarray] = []
     trials: list[np.ndarray | None] = []
     finite = True
-    for (off, shape), (ordinal, _, bin_size), res in zip(slots, layout, residuals):
+    for (off, shape), (ordinal, _, _), setting, res in zip(slots, layout, settings, residuals):
         grad = flat[off : off + int(np.prod(shape))]
-        if bin_size is None:
+        if setting is None:
             if not np.isfinite(grad).all():
                 finite = False
                 break
@@ -460,7 +599,7 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
         np.copyto(trial, res)
         try:
             # the codec's fused finite check rejects NaN/Inf in grad or residual (and overflow) before writing
-            parts.append(compress(grad, trial, bin_size=bin_size, bits=state.bits))
+            parts.append(compress(grad, trial, bin_size=setting[0], bits=setting[1]))
         except ValueError:
             finite = False
             break
@@ -469,13 +608,16 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
         parts, trials = [], []
     header = _HEADER.pack(
         _MAGIC, FORMAT_VERSION, state.bits, 0 if finite else _FLAG_NONFINITE, conv_bin, fc_bin, index,
-        len(parts), digest,
+        len(parts), digest, *state._last_exchange,
     )
     lengths = struct.pack(f"<{len(parts)}I", *(p.size for p in parts))
     message = np.concatenate([np.frombuffer(header + lengths, np.uint8), *parts])
     t1 = time.perf_counter()
-    messages = _allgather_bytes(state, message)
+    messages, synced = _allgather_bytes(state, message)
     t2 = time.perf_counter()
+    totals["sync_s"] += synced - t1
+    totals["exchange_s"] += t2 - synced
+    state._exchange_s_this_iter += t2 - synced
 
     headers = [_HEADER.unpack_from(m, 0) for m in messages]
     _check_headers(headers, rank)
@@ -515,6 +657,9 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
                 decompress(chunk, out=target, accumulate=True)
             pos += n
     out /= np.float32(world)
+    _log_exchange(state, headers)
+    if state.budget is not None:
+        _observe(state, index, layout, settings, messages, headers)
     for i, ((ordinal, _, _), trial) in enumerate(zip(layout, trials)):
         if trial is not None:
             # swap: the trial becomes the residual, the old residual the next spare
@@ -535,7 +680,8 @@ if torch is not None:
 
 
 def _check_headers(headers, rank) -> None:
-    fields = ("magic", "format_version", "bits", None, "conv_bin", "fc_bin", "bucket_index", "tensor_count", "layout")
+    fields = ("magic", "format_version", "bits", None, "conv_bin", "fc_bin", "bucket_index", "tensor_count", "layout",
+              None, None)
     bad = []
     for i, name in enumerate(fields):
         if name is None or name == "tensor_count":  # count differs legitimately for a non-finite rank

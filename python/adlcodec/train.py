@@ -63,6 +63,9 @@ class TrainConfig:
     on_nonfinite: str = "skip"
     powersgd_rank: int = 1
     transport: str = "torch"
+    link_mbps: float | None = None  # with max_comm_ms: the adacomp hook's bandwidth budget
+    max_comm_ms: float | None = None
+    budget_interval: int = 10
     data: str | None = None
     max_steps: int | None = None
     train_subset: int | None = None
@@ -116,6 +119,11 @@ class TrainConfig:
             raise ValueError(f"hook must be one of {HOOKS}, got {self.hook!r}")
         if self.transport not in ("torch", "mpi"):
             raise ValueError(f"transport must be 'torch' or 'mpi', got {self.transport!r}")
+        if (self.link_mbps is None) != (self.max_comm_ms is None):
+            raise ValueError("link_mbps and max_comm_ms go together")
+        if self.link_mbps is not None and self.hook != "adacomp":
+            raise ValueError(f"a bandwidth budget needs the adacomp hook, not {self.hook!r}")
+        positive_int("budget_interval", self.budget_interval)
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.checkpoint_every and not self.checkpoint_dir:
@@ -345,9 +353,11 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
     model = build_model(in_channels=channels, image_size=size, num_classes=train_set.num_classes,
                         **({} if config.hidden is None else dict(hidden=config.hidden)))
     n_params = sum(p.numel() for p in model.parameters())
-    # PowerSGD hangs on gloo with 3+ buckets: give it a single bucket.
     cap = config.bucket_cap_mb
-    if cap is None and config.hook == "powersgd":
+    if cap is None and config.hook in ("powersgd", "adacomp"):
+        # PowerSGD hangs on gloo with 3+ buckets.  The adacomp hook runs synchronously, so extra buckets
+        # overlap nothing and each costs one more round of collectives; its arithmetic is per tensor, so
+        # the bucketing does not change a single bit of the result.
         cap = 4 * n_params / 2**20 + 1
     ddp = DDP(model, bucket_cap_mb=cap) if cap is not None else DDP(model)
     optimizer = _build_optimizer(config, ddp.parameters(), torch)
@@ -364,6 +374,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         hook_state = AdaCompState(
             bin_size=config.bin_size, bits=config.bits, start_iter=config.start_iter,
             transport=config.transport, on_nonfinite=config.on_nonfinite,
+            link_mbps=config.link_mbps, max_comm_ms=config.max_comm_ms, budget_interval=config.budget_interval,
         )
         ddp.register_comm_hook(hook_state, adacomp_hook)
     elif config.hook == "fp16":
@@ -488,9 +499,13 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         wire = (tx_end - tx_start) / timed_steps
         if iface == "lo":  # one loopback carries every rank's traffic
             wire /= world
+    budget = stats.get("budget") if stats else None
     mine = dict(step_time_mean=float(np.mean(step_times)) if step_times else None,
                 step_time_median=float(np.median(step_times)) if step_times else None,
-                wire_bytes_per_step=wire)
+                wire_bytes_per_step=wire,
+                # every rank must have taken the same decisions: compare a digest of them
+                budget_decisions=None if budget is None else hashlib.sha256(json.dumps(
+                    [budget["history"], budget["plan"]], sort_keys=True).encode()).hexdigest())
     everyone = [None] * world
     dist.all_gather_object(everyone, mine)
     del ddp, optimizer
@@ -509,6 +524,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         dense_bytes_per_step=4 * n_params, payload_bytes_per_step=payload_per_step, compression_ratio=ratio,
         wire_bytes_per_rank_step=float(np.mean(wires)) if wires else None, wire_iface=iface,
         wall_s=wall, state_digest=digest, replicas_identical=len(set(digests)) == 1, hook_stats=stats,
+        budget_decisions_identical=None if budget is None else len({m["budget_decisions"] for m in everyone}) == 1,
     )
     _report(result)
     if config.out:
@@ -596,6 +612,17 @@ def _report(r: dict) -> None:
         f"  replicas identical   {r['replicas_identical']}",
         flush=True,
     )
+    budget = (r.get("hook_stats") or {}).get("budget")
+    if budget:
+        log = r["hook_stats"]["exchange_log"]
+        steady = [ms for _, ms, _ in log[len(log) // 2:]]
+        measured = f"{np.median(steady):.1f} ms (median, second half)" if steady else "n/a"
+        layers = ", ".join(f"{p['kind']}#{p['ordinal']} bin {p['bin_size']} {p['bits']}b" for p in budget["plan"])
+        print(f"  bandwidth budget     {budget['max_comm_ms']:g} ms at {budget['link_mbps']:g} Mbit/s: exchange "
+              f"{measured}, pressure {budget['pressure']:g}/{budget['max_pressure']:g}, "
+              f"{'feasible' if budget['feasible'] else 'NOT feasible at the floor'}, "
+              f"decisions identical on all ranks: {r['budget_decisions_identical']}\n"
+              f"  plan                 {layers}", flush=True)
 
 
 # --------------------------------------------------------------------------- CLI glue
@@ -622,6 +649,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-nonfinite", choices=("skip", "raise"), default=d.on_nonfinite)
     p.add_argument("--powersgd-rank", type=int, default=d.powersgd_rank)
     p.add_argument("--transport", choices=("torch", "mpi"), default=d.transport)
+    p.add_argument("--link-mbps", type=float, default=None,
+                   help="each rank's link rate; with --max-comm-ms the hook adapts bin size and bits per layer")
+    p.add_argument("--max-comm-ms", type=float, default=None, help="deadline for one step's exchange (ms)")
+    p.add_argument("--budget-interval", type=int, default=d.budget_interval, help="steps between budget decisions")
     p.add_argument("--data", default=None, help="MNIST-format IDX folder (.gz or plain) or CIFAR-10/100 python "
                    "pickles; default Debian's Fashion-MNIST")
     p.add_argument("--max-steps", type=int, default=None)

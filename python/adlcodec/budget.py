@@ -1,0 +1,298 @@
+"""Bandwidth budget for the DDP hook: pick bin size and bits per layer so a step's exchange meets a deadline.
+
+The controller is pure Python and sees only figures that every rank holds identically (payload sizes and
+selected counts read from the all-gathered messages, and every rank's measured exchange time, which each rank
+repeats in its next message), so every rank computes the same plan from the same numbers and replicas stay
+bit-identical.  ``adlcodec.ddp.AdaCompState(link_mbps=..., max_comm_ms=...)`` drives it; nothing here talks
+to the network.
+
+How it decides (the documentation of record is docs/CLUSTER.md, "Bandwidth budget"):
+
+* **Ceiling.** The configured setting (``bin_size`` / the per-kind defaults, and ``bits``) is the finest the
+  controller ever uses: it trades fidelity away only when the deadline needs it, and wins it back when the
+  link allows.
+* **One pressure knob.** A single number ``pressure >= 0`` maps to every layer's setting.  Fully connected
+  layers move first: their bits step down (8 -> 4 -> 2 -> 1, one unit each) and then their bin grows by a
+  factor of two per unit, up to their floor; only then do convolution layers do the same.  Large FC
+  matrices tolerate sparsity (AdaComp's own choice of bin 500 vs 50), small conv kernels do not.
+* **Floor.** A bin never grows beyond ``fc_floor`` (default 4) times the configured FC bin, or
+  ``conv_floor`` (default 2) times the configured conv bin, and bits never below 1.  At that floor a layer
+  still sends about one value per 2000 (FC) or 100 (conv) elements each step, and error feedback keeps
+  whatever it does not send; bench/cluster/budget_bench.py measures the accuracy of training at the
+  floor.  If even the floor misses the deadline the controller stays there and reports
+  ``feasible: False``.
+* **Model.** A step's exchange costs a fixed overhead plus ``(ranks - 1) * message_bytes * 8 / link_rate``
+  summed over its buckets (every rank receives every other rank's message; gloo's ring all-gather and MPI's
+  Allgatherv both move that much over each link), with TCP/IP/Ethernet framing on top (1514 bytes on the
+  wire per 1448 of data).  A layer's payload at bin ``S`` and ``b`` bits is predicted from its measured selected count per
+  bin and the position code's cost, ``k * (value_bits + log2(e * n / k))`` bits, scaled by the ratio of
+  measured to modelled bytes at the current setting.  The selected count per bin is remembered for every
+  bin size the layer has used and interpolated in ``log S`` between them.
+* **Feedback.** The fixed overhead (latency, waking the processes of every hop, the collectives' own work)
+  is what the link rate does not explain: the mean of measured minus modelled time over the last window,
+  smoothed (negative when the link is faster than stated).  The link rate itself is trusted, so a plan that
+  sends fewer bytes is predicted to save exactly their transfer time; if the true rate is anywhere above
+  half the stated one, re-estimating the overhead at each new plan still converges onto the deadline.
+  ``feedback=False`` uses the bare model.
+* **Cadence and hysteresis.** The first decision comes after ``first_window`` compressed steps, then one
+  every ``interval`` steps.  The plan tightens as soon as the prediction misses the deadline and relaxes
+  only by at least a quarter unit, so it does not flap.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+__all__ = ["BandwidthBudget", "bits_ladder", "VALID_BITS"]
+
+VALID_BITS = (1, 2, 4, 8, 16, 32)
+_WIRE_BYTES_PER_DATA_BYTE = 1514 / 1448  # full-size Ethernet frame per TCP payload (IPv4, timestamps)
+_PRESSURE_GRID = 8  # pressure is chosen on a 1/8 grid: fine enough, and comparable across ranks exactly
+_HISTORY_LIMIT = 10_000
+
+
+def bits_ladder(bits: int) -> list[int]:
+    """Bit widths from ``bits`` down to 1, one step per unit of pressure."""
+    return [b for b in VALID_BITS if b <= bits][::-1]
+
+
+def _value_bits(bits: int) -> float:
+    return float(bits)
+
+
+def _payload_model(numel: int, selected: float, bits: int) -> float:
+    """Modelled bits of a payload's positions and values, without its fixed header."""
+    if selected <= 0:
+        return 0.0
+    gap = max(numel / selected, 1.0)
+    return selected * (_value_bits(bits) + math.log2(math.e * gap))
+
+
+class _Layer:
+    __slots__ = ("ordinal", "numel", "kind", "base_bin", "base_bits", "header_bytes", "per_bin", "calibration")
+
+    def __init__(self, ordinal: int, numel: int, kind: str, base_bin: int, base_bits: int, header_bytes: int):
+        self.ordinal, self.numel, self.kind = ordinal, numel, kind
+        self.base_bin, self.base_bits, self.header_bytes = base_bin, base_bits, header_bytes
+        self.per_bin: dict[int, float] = {}  # bin size -> measured selected elements per bin (smoothed)
+        self.calibration = 1.0  # measured / modelled payload bits at the latest setting
+
+    def __getstate__(self):
+        return {s: getattr(self, s) for s in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def selected_per_bin(self, bin_size: int) -> float:
+        if not self.per_bin:
+            return 1.0
+        known = sorted(self.per_bin)
+        if bin_size <= known[0]:
+            return self.per_bin[known[0]]
+        if bin_size >= known[-1]:
+            return self.per_bin[known[-1]]
+        for lo, hi in zip(known, known[1:]):
+            if lo <= bin_size <= hi:
+                w = (math.log(bin_size) - math.log(lo)) / (math.log(hi) - math.log(lo))
+                return self.per_bin[lo] * (1 - w) + self.per_bin[hi] * w
+        raise AssertionError("unreachable")
+
+    def predict_bytes(self, bin_size: int, bits: int) -> float:
+        bins = math.ceil(self.numel / bin_size)
+        selected = min(float(self.numel), self.selected_per_bin(bin_size) * bins)
+        return self.header_bytes + self.calibration * _payload_model(self.numel, selected, bits) / 8.0
+
+
+class BandwidthBudget:
+    """Chooses ``(bin_size, bits)`` per compressed layer so the exchange meets ``max_comm_ms``.
+
+    Args:
+        link_mbps: each rank's link rate in Mbit/s (both directions).
+        max_comm_ms: deadline for one step's exchange (all buckets), in milliseconds.
+        world: number of ranks.
+        interval: compressed steps between decisions.
+        first_window: compressed steps before the first decision.
+        margin: the plan aims at ``(1 - margin) * max_comm_ms``.
+        conv_floor, fc_floor: largest bin as a multiple of the configured bin, per layer kind.
+        feedback: correct the link model with measured exchange times.
+    """
+
+    def __init__(self, link_mbps: float, max_comm_ms: float, world: int, *, interval: int = 10,
+                 first_window: int = 3, margin: float = 0.05, conv_floor: float = 2.0, fc_floor: float = 4.0,
+                 feedback: bool = True):
+        for name, value in (("link_mbps", link_mbps), ("max_comm_ms", max_comm_ms)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
+        for name, value in (("interval", interval), ("first_window", first_window), ("world", world)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not 0 <= margin < 0.5:
+            raise ValueError(f"margin must be in [0, 0.5), got {margin}")
+        for name, value in (("conv_floor", conv_floor), ("fc_floor", fc_floor)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
+                raise ValueError(f"{name} must be a number >= 1, got {value!r}")
+        self.link_mbps = float(link_mbps)
+        self.max_comm_ms = float(max_comm_ms)
+        self.world = world
+        self.interval = interval
+        self.first_window = first_window
+        self.margin = float(margin)
+        self.floors = {"conv": float(conv_floor), "fc": float(fc_floor)}
+        self.feedback = bool(feedback)
+        self.layers: dict[int, _Layer] = {}
+        self.buckets: dict[int, dict[str, Any]] = {}  # bucket index -> fixed bytes and its layers
+        self.pressure = 0.0
+        self.overhead_ms = 0.0  # measured minus modelled exchange time (smoothed)
+        self.feasible = True
+        self.decisions = 0
+        self.steps_since_decision = 0
+        self.predicted_ms_by_iter: dict[int, float] = {}
+        self.step_bytes = 0.0
+        self.window: list[tuple[float, float]] = []  # (measured ms, modelled ms) of recent steps
+        self.history: list[dict[str, Any]] = []  # one entry per decision
+
+    # -- layers and plan ----------------------------------------------------------------------------------
+    def register(self, ordinal: int, numel: int, ndim: int, base_bin: int, base_bits: int, header_bytes: int) -> None:
+        if ordinal not in self.layers:
+            kind = "conv" if ndim >= 3 else "fc"
+            self.layers[ordinal] = _Layer(ordinal, numel, kind, base_bin, base_bits, header_bytes)
+
+    def _units(self, kind: str) -> tuple[int, float]:
+        """(bit steps, bin doublings) a layer of ``kind`` can take, from the layers registered so far."""
+        bit_steps = max((len(bits_ladder(l.base_bits)) - 1 for l in self.layers.values() if l.kind == kind), default=0)
+        return bit_steps, math.log2(self.floors[kind])
+
+    def _span(self) -> tuple[float, float]:
+        fc_bits, fc_bins = self._units("fc")
+        conv_bits, conv_bins = self._units("conv")
+        has_fc = any(l.kind == "fc" for l in self.layers.values())
+        has_conv = any(l.kind == "conv" for l in self.layers.values())
+        return (fc_bits + fc_bins if has_fc else 0.0), (conv_bits + conv_bins if has_conv else 0.0)
+
+    def setting_at(self, layer: _Layer, pressure: float) -> tuple[int, int]:
+        fc_span, _ = self._span()
+        own = pressure if layer.kind == "fc" else max(0.0, pressure - fc_span)
+        ladder = bits_ladder(layer.base_bits)
+        bit_steps = min(int(own), len(ladder) - 1)
+        bits = ladder[bit_steps]
+        doublings = min(max(0.0, own - (len(ladder) - 1)), math.log2(self.floors[layer.kind]))
+        bin_size = int(round(layer.base_bin * 2.0 ** doublings))
+        return max(1, min(bin_size, layer.numel)), bits
+
+    def setting(self, ordinal: int) -> tuple[int, int]:
+        return self.setting_at(self.layers[ordinal], self.pressure)
+
+    def max_pressure(self) -> float:
+        fc_span, conv_span = self._span()
+        return fc_span + conv_span
+
+    # -- observations -------------------------------------------------------------------------------------
+    def observe_bucket(self, index: int, fixed_bytes: float, layer_figures: list[tuple[int, int, int, float, float]],
+                       message_bytes: float) -> None:
+        """One bucket's exchange: ``layer_figures`` is ``(ordinal, bin, bits, mean selected, mean bytes)``."""
+        self.buckets[index] = dict(fixed=float(fixed_bytes), layers=[f[0] for f in layer_figures])
+        for ordinal, bin_size, bits, selected, nbytes in layer_figures:
+            layer = self.layers[ordinal]
+            per_bin = selected / math.ceil(layer.numel / bin_size)
+            old = layer.per_bin.get(bin_size)
+            layer.per_bin[bin_size] = per_bin if old is None else 0.8 * old + 0.2 * per_bin
+            modelled = _payload_model(layer.numel, selected, bits)
+            if modelled > 0:
+                measured = max(nbytes - layer.header_bytes, 0.0) * 8.0
+                layer.calibration = 0.8 * layer.calibration + 0.2 * (measured / modelled)
+        self.step_bytes += message_bytes
+
+    def observe_exchange(self, iteration: int, measured_ms: float) -> None:
+        """Largest exchange time any rank measured for ``iteration`` (it arrives one step later)."""
+        modelled = self.predicted_ms_by_iter.pop(iteration, None)
+        if modelled is None:
+            return
+        self.window.append((measured_ms, modelled))
+        del self.window[:-max(self.interval, self.first_window)]
+
+    def _transfer_ms(self, message_bytes: float) -> float:
+        return (self.world - 1) * message_bytes * _WIRE_BYTES_PER_DATA_BYTE * 8.0 / (self.link_mbps * 1e3)
+
+    def predict_ms(self, pressure: float) -> float:
+        """Modelled exchange time of one step at ``pressure``, plus the measured overhead."""
+        total = 0.0
+        for bucket in self.buckets.values():
+            nbytes = bucket["fixed"]
+            for ordinal in bucket["layers"]:
+                layer = self.layers[ordinal]
+                nbytes += layer.predict_bytes(*self.setting_at(layer, pressure))
+            total += nbytes
+        return self.overhead_ms + self._transfer_ms(total)
+
+    # -- decisions ----------------------------------------------------------------------------------------
+    def end_step(self, iteration: int) -> bool:
+        """Close a compressed step; returns True when the plan changed."""
+        self.predicted_ms_by_iter[iteration] = self._transfer_ms(self.step_bytes)
+        for old in [i for i in self.predicted_ms_by_iter if i < iteration - 4]:
+            del self.predicted_ms_by_iter[old]  # a measurement that never came (e.g. a skipped step)
+        self.step_bytes = 0.0
+        self.steps_since_decision += 1
+        due = self.first_window if self.decisions == 0 else self.interval
+        if self.steps_since_decision < due:
+            return False
+        self.steps_since_decision = 0
+        if self.feedback and self.window:
+            observed = statistics.fmean(m - p for m, p in self.window)
+            self.overhead_ms = observed if self.decisions == 0 else 0.5 * self.overhead_ms + 0.5 * observed
+        previous = self.pressure
+        self.pressure = self._solve(previous)
+        self.decisions += 1
+        predicted = self.predict_ms(self.pressure)
+        self.feasible = predicted <= self.max_comm_ms
+        measured = statistics.fmean(m for m, _ in self.window) if self.window else None
+        self.history.append(dict(iteration=iteration, pressure=self.pressure, predicted_ms=predicted,
+                                 measured_ms=measured, overhead_ms=self.overhead_ms, feasible=self.feasible))
+        del self.history[:-_HISTORY_LIMIT]
+        self.window.clear()
+        return self.pressure != previous
+
+    def _solve(self, current: float) -> float:
+        target = (1.0 - self.margin) * self.max_comm_ms
+        top = self.max_pressure()
+        lo, hi = 0, int(math.ceil(top * _PRESSURE_GRID))
+        if self.predict_ms(0.0) <= target:
+            best = 0
+        elif self.predict_ms(hi / _PRESSURE_GRID) > target:
+            best = hi
+        else:
+            while hi - lo > 1:  # predicted time falls as pressure rises
+                mid = (lo + hi) // 2
+                if self.predict_ms(mid / _PRESSURE_GRID) <= target:
+                    hi = mid
+                else:
+                    lo = mid
+            best = hi
+        chosen = min(best / _PRESSURE_GRID, top)
+        if chosen < current and current - chosen < 0.25 and self.predict_ms(current) <= self.max_comm_ms:
+            return current  # relax only by a real step, never flap around the deadline
+        return chosen
+
+    # -- reporting ----------------------------------------------------------------------------------------
+    def plan(self) -> list[dict[str, Any]]:
+        out = []
+        for ordinal in sorted(self.layers):
+            layer = self.layers[ordinal]
+            bin_size, bits = self.setting(ordinal)
+            out.append(dict(ordinal=ordinal, kind=layer.kind, numel=layer.numel, bin_size=bin_size, bits=bits,
+                            base_bin_size=layer.base_bin, base_bits=layer.base_bits))
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return dict(
+            link_mbps=self.link_mbps, max_comm_ms=self.max_comm_ms, pressure=self.pressure,
+            max_pressure=self.max_pressure(), overhead_ms=self.overhead_ms, feasible=self.feasible,
+            decisions=self.decisions, predicted_ms=self.predict_ms(self.pressure) if self.buckets else None,
+            plan=self.plan(), history=list(self.history),
+        )
