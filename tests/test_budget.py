@@ -101,7 +101,7 @@ def test_predicted_time_never_rises_with_pressure(conv_per_bin, fc_per_bin, worl
 
 # ---------------------------------------------------------------------------------------------- control
 
-@pytest.mark.parametrize("deadline_ms", [15.0, 17.0])
+@pytest.mark.parametrize("deadline_ms", [16.5, 17.5])
 def test_closed_loop_settles_on_the_deadline(deadline_ms):
     b = _budget(deadline_ms, interval=5)
     link = SimulatedLink(true_mbps=25.0, overhead_ms=6.0)
@@ -109,7 +109,7 @@ def test_closed_loop_settles_on_the_deadline(deadline_ms):
     fixed = SimulatedLink(true_mbps=25.0, overhead_ms=6.0)
     untouched = _budget(1e9)
     fixed_times = _run(untouched, fixed, 80)
-    assert np.mean(fixed_times[40:]) > 1.2 * deadline_ms  # the deadline binds
+    assert np.mean(fixed_times[40:]) > 1.15 * deadline_ms  # the deadline binds
     steady = np.mean(times[40:])
     assert steady <= 1.1 * deadline_ms
     assert steady >= 0.6 * deadline_ms  # it does not throw away more than it must
@@ -120,17 +120,17 @@ def test_closed_loop_settles_on_the_deadline(deadline_ms):
 
 def test_a_tighter_deadline_gives_a_coarser_plan():
     plans = {}
-    for deadline in (12.0, 16.0, 1e6):
+    for deadline in (14.0, 18.0, 1e6):
         b = _budget(deadline, interval=5)
         _run(b, SimulatedLink(25.0, 4.0), 50)
         plans[deadline] = b.pressure
-    assert plans[12.0] > plans[16.0] > plans[1e6] == 0.0
+    assert plans[14.0] > plans[18.0] > plans[1e6] == 0.0
 
 
 def test_slower_link_than_stated_still_converges():
-    b = _budget(18.0, link_mbps=25.0, interval=5)
+    b = _budget(20.0, link_mbps=25.0, interval=5)
     times = _run(b, SimulatedLink(true_mbps=16.0, overhead_ms=3.0), 120)
-    assert np.mean(times[60:]) <= 1.1 * 18.0
+    assert np.mean(times[60:]) <= 1.1 * 20.0
 
 
 def test_unreachable_deadline_stays_at_the_floor_and_says_so():

@@ -59,3 +59,24 @@ def test_netns_script_tears_down_what_it_built():
     finally:
         subprocess.run([str(script), "down", prefix, "2"], check=True)
     assert not any(ns.startswith(prefix) for ns in _namespaces())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns / tc")
+def test_quick_budget_bench_meets_a_binding_deadline_on_a_shaped_link(tmp_path):
+    before = _namespaces()
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cluster" / "budget_bench.py"), "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _namespaces() == before, "benchmark left network namespaces behind"
+    results = json.loads((tmp_path / "results.json").read_text())
+    deadline = results["deadlines"]["25mbit"]
+    fixed = results["fixed_timing"]["25mbit"]
+    budget = results["budget"]["25mbit"]["0"]
+    assert fixed["exchange_ms_mean"] > deadline  # the deadline binds: the fixed configuration misses it
+    assert budget["decisions_identical"] and budget["replicas_identical"]
+    assert budget["pressure"] > 0 and any(p["bin_size"] > p["base_bin_size"] for p in budget["plan"])
+    # the benchmark's own claim is "within 10 %" over full runs; a 40-step smoke run gets some slack
+    assert budget["exchange_ms_mean"] < 1.3 * deadline
+    assert budget["exchange_ms_mean"] < fixed["exchange_ms_mean"]
+    assert "| 25mbit | 45 |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "exchange_vs_deadline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -135,6 +135,28 @@ def test_mpirun_with_mpi_transport_matches_torch_transport(uninterrupted, tmp_pa
     assert r["state_digest"] == uninterrupted["state_digest"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI not installed")
+def test_mpirun_with_bandwidth_budget_takes_identical_decisions(tmp_path):
+    pytest.importorskip("mpi4py")
+    out = tmp_path / "b.json"
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "3", "-x", "OMP_NUM_THREADS=1",
+           "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
+           "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
+           sys.executable, "-m", "adlcodec.train", *SMALL_ARGS[:4], "--max-steps", "30", *SMALL_ARGS[6:],
+           "--transport", "mpi", "--link-mbps", "0.05", "--max-comm-ms", "300", "--budget-interval", "3",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["launcher"] == "mpi" and r["world_size"] == 3 and r["steps"] == 30
+    assert r["replicas_identical"] and r["budget_decisions_identical"]
+    budget = r["hook_stats"]["budget"]
+    assert budget["decisions"] >= 8 and len(budget["history"]) == budget["decisions"]
+    assert len(r["hook_stats"]["exchange_log"]) == 27  # compressed iterations 2..28; 29's time never travels
+    assert "bandwidth budget     300 ms at 0.05 Mbit/s" in proc.stdout
+
+
 def test_cli_train_prints_summary_and_saves_metrics_and_curves(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "adlcodec", "train", "--optimizer", "adl", "--ranks", "2", "--max-steps", "5",
