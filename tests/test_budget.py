@@ -27,8 +27,8 @@ def _header_bytes(shape):
     return 28 + 8 * len(shape)
 
 
-def _budget(deadline_ms, *, link_mbps=25.0, world=4, bits=1, **kw):
-    b = BandwidthBudget(link_mbps, deadline_ms, world, **kw)
+def _budget(deadline_ms, *, link_mbps=25.0, world=4, bits=1, first_window=3, **kw):
+    b = BandwidthBudget(link_mbps, deadline_ms, world, first_window=first_window, **kw)
     for ordinal, shape, base in LAYERS:
         b.register(ordinal, int(np.prod(shape)), len(shape), base, bits, _header_bytes(shape))
     return b

@@ -22,14 +22,19 @@ def _namespaces() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns / tc")
-def test_quick_cluster_bench_runs_end_to_end_and_cleans_up(tmp_path):
+def _quick_bench(script: str, out: Path, timeout: float) -> dict:
+    """Run ``bench/cluster/SCRIPT --quick``; check it succeeded and removed every namespace it made."""
     before = _namespaces()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cluster" / "run_bench.py"), "--quick",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=420)
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cluster" / script), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _namespaces() == before, "benchmark left network namespaces behind"
-    results = json.loads((tmp_path / "results.json").read_text())
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns / tc")
+def test_quick_cluster_bench_runs_end_to_end_and_cleans_up(tmp_path):
+    results = _quick_bench("run_bench.py", tmp_path, 420)
     rows = {r["method"]: r for r in results["timing"]}
     fp32, ada = rows["allreduce-fp32"], rows["adlcodec-1bit"]
     # bytes really sent on the shaped veth: ring allreduce moves ~2(N-1)/N of the gradient
@@ -63,12 +68,7 @@ def test_netns_script_tears_down_what_it_built():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns / tc")
 def test_quick_budget_bench_meets_a_binding_deadline_on_a_shaped_link(tmp_path):
-    before = _namespaces()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cluster" / "budget_bench.py"), "--quick",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert _namespaces() == before, "benchmark left network namespaces behind"
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = _quick_bench("budget_bench.py", tmp_path, 600)
     deadline = results["deadlines"]["25mbit"]
     fixed = results["fixed_timing"]["25mbit"]
     budget = results["budget"]["25mbit"]["0"]

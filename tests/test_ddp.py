@@ -365,7 +365,7 @@ def test_budget_decisions_are_identical_on_every_rank(feedback):
     # At a stated 0.05 Mbit/s the modelled bytes dominate, so the bare model (feedback=False) must coarsen the
     # plan.  With feedback the loopback's real, much faster exchange times (different on every rank) drive the
     # decisions: whatever they are, every rank must take the same ones.
-    options = dict(feedback=feedback)
+    options = dict(feedback=feedback, first_window=3)
     results = run_ranks(_train_with_budget, 3, 40, dict(link_mbps=0.05, max_comm_ms=250, budget_interval=4,
                                                         budget_options=options))
     budget = results[0]["stats"]["budget"]
@@ -395,7 +395,8 @@ def test_budget_decisions_are_identical_on_every_rank(feedback):
 
 def test_budget_with_room_to_spare_is_bit_identical_to_the_fixed_configuration():
     fixed = run_ranks(_train_with_budget, 2, 20, None)
-    roomy = run_ranks(_train_with_budget, 2, 20, dict(link_mbps=1000, max_comm_ms=1e6, budget_interval=3))
+    roomy = run_ranks(_train_with_budget, 2, 20, dict(link_mbps=1000, max_comm_ms=1e6, budget_interval=3,
+                                                          budget_options=dict(first_window=3)))
     assert roomy[0]["stats"]["budget"]["pressure"] == 0 and roomy[0]["stats"]["budget"]["decisions"] >= 5
     assert roomy[0]["params"] == fixed[0]["params"] == roomy[1]["params"]
 

@@ -145,6 +145,7 @@ def test_mpirun_with_bandwidth_budget_takes_identical_decisions(tmp_path):
            "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
            sys.executable, "-m", "adlcodec.train", *SMALL_ARGS[:4], "--max-steps", "30", *SMALL_ARGS[6:],
            "--transport", "mpi", "--link-mbps", "0.05", "--max-comm-ms", "300", "--budget-interval", "3",
+           "--budget-first-window", "3",
            "--out", str(out)]
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

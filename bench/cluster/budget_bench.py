@@ -161,6 +161,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--interval", type=int, default=10, help="steps between budget decisions")
     p.add_argument("--steady-fraction", type=float, default=0.5)
+    p.add_argument("--first-window", type=int, default=None, help="compressed steps before the first decision")
+    p.add_argument("--skip-fixed-accuracy", action="store_true",
+                   help="reuse nothing, train no fixed-configuration accuracy runs (for quick experiments)")
     p.add_argument("--eval-subset", type=int, default=None)
     p.add_argument("--run-timeout", type=float, default=900.0)
     p.add_argument("--no-floor", dest="floor", action="store_false", help="skip the runs at the floor")
@@ -170,6 +173,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.deadlines, args.seeds, args.max_steps, args.fixed_timing_steps = "25mbit=45", "0", 40, 30
         args.eval_subset, args.interval, args.floor = 500, 5, False
+        args.first_window = 5 if args.first_window is None else args.first_window
     deadlines = {}
     for item in args.deadlines.split(","):
         rate, ms = item.split("=")
@@ -190,6 +194,7 @@ def main(argv=None) -> int:
     results = dict(args=dict(vars(args), seeds=seeds), rates=list(deadlines), deadlines=deadlines,
                    fixed_timing={}, fixed_accuracy={}, floor_accuracy={}, budget={}, steps=None)
     prefix = f"adlq{os.getpid() % 100000}"
+    first = [] if args.first_window is None else ["--budget-first-window", str(args.first_window)]
     t_start = time.time()
 
     def log(msg):
@@ -215,7 +220,7 @@ def main(argv=None) -> int:
                     steps = ["--max-steps", str(args.max_steps)] if args.max_steps else []
                     run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seed), "--link-mbps",
                                                      str(_mbit(rate)), "--max-comm-ms", str(deadline),
-                                                     "--budget-interval", str(args.interval)],
+                                                     "--budget-interval", str(args.interval), *first],
                                            out / "runs" / f"budget-{rate}-s{seed}.json", args.run_timeout)
                     results["budget"][rate][seed] = summarize(run, args.steady_fraction)
                     results["steps"] = run["steps"]
@@ -224,7 +229,7 @@ def main(argv=None) -> int:
                         f"{r['accuracy']:.2f} %, pressure {r['pressure']:g}")
         # accuracy of the fixed configuration: independent of the link, so on the fastest one
         with Cluster(prefix, args.ranks, rates[-1]) as cluster:
-            for seed in seeds:
+            for seed in [] if args.skip_fixed_accuracy else seeds:
                 log(f"fixed configuration accuracy, seed {seed}")
                 steps = ["--max-steps", str(args.max_steps)] if args.max_steps else []
                 run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seed)],

@@ -66,6 +66,7 @@ class TrainConfig:
     link_mbps: float | None = None  # with max_comm_ms: the adacomp hook's bandwidth budget
     max_comm_ms: float | None = None
     budget_interval: int = 10
+    budget_first_window: int | None = None  # None: the controller's default
     data: str | None = None
     max_steps: int | None = None
     train_subset: int | None = None
@@ -124,6 +125,7 @@ class TrainConfig:
         if self.link_mbps is not None and self.hook != "adacomp":
             raise ValueError(f"a bandwidth budget needs the adacomp hook, not {self.hook!r}")
         positive_int("budget_interval", self.budget_interval)
+        positive_int("budget_first_window", self.budget_first_window, allow_none=True)
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.checkpoint_every and not self.checkpoint_dir:
@@ -375,6 +377,8 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
             bin_size=config.bin_size, bits=config.bits, start_iter=config.start_iter,
             transport=config.transport, on_nonfinite=config.on_nonfinite,
             link_mbps=config.link_mbps, max_comm_ms=config.max_comm_ms, budget_interval=config.budget_interval,
+            budget_options={} if config.budget_first_window is None else dict(
+                first_window=config.budget_first_window),
         )
         ddp.register_comm_hook(hook_state, adacomp_hook)
     elif config.hook == "fp16":
@@ -653,6 +657,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="each rank's link rate; with --max-comm-ms the hook adapts bin size and bits per layer")
     p.add_argument("--max-comm-ms", type=float, default=None, help="deadline for one step's exchange (ms)")
     p.add_argument("--budget-interval", type=int, default=d.budget_interval, help="steps between budget decisions")
+    p.add_argument("--budget-first-window", type=int, default=None, help="compressed steps before the first decision")
     p.add_argument("--data", default=None, help="MNIST-format IDX folder (.gz or plain) or CIFAR-10/100 python "
                    "pickles; default Debian's Fashion-MNIST")
     p.add_argument("--max-steps", type=int, default=None)
