@@ -72,7 +72,14 @@ uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
 // largest gap, each +-1: a geometric gap's best k is floor(log2 mean) or the one below, and one
 // huge gap (a frozen layer, a zero region) would otherwise drag k up for the whole chunk although
 // the escape code already covers it.
-size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& stream) {
+// With SumAbs it also sums |values[i]| in binary64, in index order, into *abs_sum (the 1-bit scale,
+// docs/FORMAT.md section 5). That sum is a chain of dependent additions (about 4 cycles each); on
+// its own it was a separate pass waiting on that chain, inside the coding loop, whose own chain is
+// independent of it, its latency is hidden.
+template <bool SumAbs>
+size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& stream, const float* values,
+                        double* abs_sum) {
+  double sum_abs = 0.0;
   uint64_t total_bits = 0;
   uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
   uint32_t gaps[kChunkGaps];
@@ -121,6 +128,7 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
     put(k, kRiceParamBits);
     const uint64_t low_mask = (uint64_t(1) << k) - 1;
     for (uint32_t i = 0; i < len; ++i) {
+      if constexpr (SumAbs) sum_abs += std::fabs(static_cast<double>(values[start + i]));
       const uint32_t gap = gaps[i];
       const uint32_t q = gap >> k;
       if (q < kEscapeOnes) {
@@ -132,6 +140,7 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
       }
     }
   }
+  if constexpr (SumAbs) *abs_sum = sum_abs;
   return static_cast<size_t>((total_bits + 7) / 8);
 }
 
@@ -266,14 +275,10 @@ inline uint32_t nearest_level(float magnitude, float scale, int bits) {
 
 // `abs_sum`: for bits = 1, the sum of |G| over the selected, in index order, in binary64 (the same sum
 // on every target), which encode_positions<true> computes on its way.
-float selection_scale(const float* selected_values, uint64_t count, int bits) {
+float selection_scale(const float* selected_values, uint64_t count, int bits, double abs_sum) {
   float scale = 0.0f;
   if (count == 0 || bits > 8) return scale;
-  if (bits == 1) {
-    double sum = 0.0;  // index order, in double: the same sum on every target
-    for (uint64_t i = 0; i < count; ++i) sum += std::fabs(static_cast<double>(selected_values[i]));
-    return static_cast<float>(sum / static_cast<double>(count));
-  }
+  if (bits == 1) return static_cast<float>(abs_sum / static_cast<double>(count));
   // Max is order-free, so four running maxima shorten the dependency chain.
   float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;
   uint64_t i = 0;
@@ -322,6 +327,21 @@ class ValueReader {
   uint32_t magnitude_bits_[Bits <= 8 ? (1u << (Bits - 1)) : 1] = {};
 };
 
+// The sent value of every value code (bits <= 8), as the decoder's own reader gives it.
+template <int Bits>
+struct SentTable {
+  static_assert(Bits <= 8);
+  explicit SentTable(float scale) {
+    uint8_t code_byte = 0;  // a one-entry value section
+    const ValueReader<Bits> sent(&code_byte, scale);
+    for (uint32_t code = 0; code < (1u << Bits); ++code) {
+      code_byte = static_cast<uint8_t>(code);
+      value[code] = sent(0);
+    }
+  }
+  float value[1u << Bits];
+};
+
 template <int Bits>
 uint32_t value_code(float G, float scale) {
   const uint32_t sign = float_bits(G) >> 31;
@@ -332,42 +352,59 @@ uint32_t value_code(float G, float scale) {
   }
 }
 
-// The value section for the selected G, in one sequential pass: codes packed a whole byte at a time.
+// The value section of 16- and 32-bit values, in one sequential pass.
 template <int Bits>
-void write_values(const float* G, uint64_t count, float scale, uint8_t* values) {
+void write_values(const float* G, uint64_t count, uint8_t* values) {
+  static_assert(Bits == 16 || Bits == 32);
   if constexpr (Bits == 16) {
     for (uint64_t i = 0; i < count; ++i) put_u16(values + 2 * i, float_to_half(G[i]));
-  } else if constexpr (Bits == 32) {
-    if (count) std::memcpy(values, G, 4 * count);  // G may be null when nothing was selected
   } else {
-    constexpr uint64_t kPerByte = 8 / Bits;
-    const uint64_t whole = count / kPerByte;
-    for (uint64_t j = 0; j < whole; ++j) {
-      uint32_t byte = 0;
-      for (uint64_t t = 0; t < kPerByte; ++t) byte |= value_code<Bits>(G[j * kPerByte + t], scale) << (t * Bits);
-      values[j] = static_cast<uint8_t>(byte);
-    }
-    if (count % kPerByte) {
-      uint32_t byte = 0;  // zero padding
-      for (uint64_t i = whole * kPerByte; i < count; ++i)
-        byte |= value_code<Bits>(G[i], scale) << ((i - whole * kPerByte) * Bits);
-      values[whole] = static_cast<uint8_t>(byte);
-    }
+    if (count) std::memcpy(values, G, 4 * count);  // G may be null when nothing was selected
   }
 }
 
-// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback). `sent` is
-// read back from the value section just written, with the decoder's own reader.
+// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback).
+// For bits <= 8 the value codes are packed in the same loop (bits < 8: 64 bits at a time) instead of
+// in a pass of their own, and `sent` is the decoder's value of the code just packed (SentTable)
+// instead of the code read back out of the section; 16 and 32 bits read the section back with the
+// decoder's reader.
 template <int Bits>
 void update_residual(const Kernel& kernel, const float* grad, float* residual, uint64_t numel,
                      const uint32_t* idx, const float* G, uint64_t selected, float scale, uint8_t* values) {
-  write_values<Bits>(G, selected, scale, values);
-  const ValueReader<Bits> sent(values, scale);
   uint64_t next = 0;
-  for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-    const uint64_t end = std::min(numel, start + kApplyChunkElements);
-    kernel.accumulate(grad + start, residual + start, end - start);
-    for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - sent(next);
+  if constexpr (Bits <= 8) {
+    const SentTable<Bits> sent(scale);
+    uint64_t pack = 0;  // codes not yet stored, the first in the low bits
+    unsigned packed_bits = 0;
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      kernel.accumulate(grad + start, residual + start, end - start);
+      for (; next < selected && idx[next] < end; ++next) {
+        const uint32_t code = value_code<Bits>(G[next], scale);
+        if constexpr (Bits == 8) {
+          values[next] = static_cast<uint8_t>(code);
+        } else {
+          pack |= uint64_t(code) << packed_bits;
+          packed_bits += Bits;
+          if (packed_bits == 64) {
+            put_u64(values, pack);
+            values += 8;
+            pack = 0;
+            packed_bits = 0;
+          }
+        }
+        residual[idx[next]] = G[next] - sent.value[code];
+      }
+    }
+    for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
+  } else {
+    write_values<Bits>(G, selected, values);
+    const ValueReader<Bits> sent(values, scale);
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      kernel.accumulate(grad + start, residual + start, end - start);
+      for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - sent(next);
+    }
   }
 }
 
@@ -482,12 +519,9 @@ class DenseValue {
  public:
   DenseValue(const uint8_t* values, float scale) : values_(values) {
     if constexpr (Bits <= 8) {
-      uint8_t code_byte = 0;  // a one-entry value section, read with the decoder's own reader
-      const ValueReader<Bits> sent(&code_byte, scale);
-      for (uint32_t code = 0; code < (1u << Bits); ++code) {
-        code_byte = static_cast<uint8_t>(code);
-        table_[code] = OntoZero ? 0.0f + sent(0) : sent(0);
-      }
+      const SentTable<Bits> sent(scale);
+      for (uint32_t code = 0; code < (1u << Bits); ++code)
+        table_[code] = OntoZero ? 0.0f + sent.value[code] : sent.value[code];
     }
   }
   float operator()(uint64_t i) const {
@@ -574,7 +608,10 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   if (nonfinite && options.check_finite) throw_nonfinite(grad, residual, numel);
 
   thread_local Scratch<uint8_t> position_stream;
-  const uint64_t positions_nbytes = encode_positions(indices.data(), selected, position_stream);
+  double abs_sum = 0.0;
+  const uint64_t positions_nbytes =
+      options.bits == 1 ? encode_positions<true>(indices.data(), selected, position_stream, selected_values.data(), &abs_sum)
+                        : encode_positions<false>(indices.data(), selected, position_stream, nullptr, nullptr);
   if (positions_nbytes > 0xFFFFFFFFull) throw ArgumentError("payload too large for format version 1");
   const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
   const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
@@ -584,7 +621,7 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   uint8_t* p = payload.bytes.get();
   if (positions_nbytes) std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);
 
-  const float scale = selection_scale(selected_values.data(), selected, options.bits);
+  const float scale = selection_scale(selected_values.data(), selected, options.bits, abs_sum);
   uint8_t* values = p + header_bytes + positions_nbytes;
   const auto update = options.bits == 1   ? update_residual<1>
                       : options.bits == 2 ? update_residual<2>
