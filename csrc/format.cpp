@@ -72,7 +72,14 @@ uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
 // largest gap, each +-1: a geometric gap's best k is floor(log2 mean) or the one below, and one
 // huge gap (a frozen layer, a zero region) would otherwise drag k up for the whole chunk although
 // the escape code already covers it.
-size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& stream) {
+// With SumAbs it also sums |values[i]| in binary64, in index order, into *abs_sum (the 1-bit scale,
+// docs/FORMAT.md section 5). That sum is a chain of dependent additions (about 4 cycles each); on
+// its own it was a separate pass waiting on that chain, inside the coding loop, whose own chain is
+// independent of it, its latency is hidden.
+template <bool SumAbs>
+size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& stream, const float* values,
+                        double* abs_sum) {
+  double sum_abs = 0.0;
   uint64_t total_bits = 0;
   uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
   uint32_t gaps[kChunkGaps];
@@ -121,6 +128,7 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
     put(k, kRiceParamBits);
     const uint64_t low_mask = (uint64_t(1) << k) - 1;
     for (uint32_t i = 0; i < len; ++i) {
+      if constexpr (SumAbs) sum_abs += std::fabs(static_cast<double>(values[start + i]));
       const uint32_t gap = gaps[i];
       const uint32_t q = gap >> k;
       if (q < kEscapeOnes) {
@@ -132,30 +140,94 @@ size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& s
       }
     }
   }
+  if constexpr (SumAbs) *abs_sum = sum_abs;
   return static_cast<size_t>((total_bits + 7) / 8);
 }
 
-// Fills idx[0..count) or throws; never reads outside [src, src + nbytes). The bits ahead are kept in a
-// register and refilled every few codes, so each code costs a shift and a count, not a memory load on
-// the dependency chain from one code to the next.
+// Fills idx[0..count) or throws; never reads outside [src, src + nbytes).
+//
+// A chunk whose every possible code lies well inside the section (all but the last kilobyte or so)
+// takes the fast path: the bit buffer is refilled before every code without a branch (F. Giesen's
+// "variant 4": load 8 bytes, insert them above the bits still held, advance by whole bytes), so it
+// always holds >= 56 bits, a whole code. The load's address depends only on the previous refill, so
+// its latency overlaps the code before; the chain from one code to the next is a count of trailing
+// ones and two shifts. A conditional refill ("fewer than 56 bits left?") is a coin flip at 11 %
+// density and was mispredicted on half of all codes. The chunk at the end of the section, where an
+// 8-byte load could leave it, takes the careful path, which zero-extends the stream past its end.
 void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
   uint64_t pos = 0;  // bits consumed
-  uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
-  unsigned available = 0;
-  auto refill = [&] {  // afterwards available >= 57
-    ahead = bits_at(src, nbytes, pos);
-    available = 64 - static_cast<unsigned>(pos & 7);
-  };
-  auto consume = [&](unsigned bits) {  // bits <= available <= 64, and bits < 64
-    ahead >>= bits;
-    available -= bits;
-    pos += bits;
-  };
   const uint64_t section_bits = uint64_t(nbytes) * 8;
   uint64_t next = 0;  // smallest index the next position may take
+  auto out_of_range = [&](uint64_t position) {
+    return FormatError(fmt_error("position " + std::to_string(position) + " is outside the tensor (" +
+                                 std::to_string(numel) + " elements)"));
+  };
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint64_t len = std::min<uint64_t>(kChunkGaps, count - start);
-    if (available < kRiceParamBits) refill();
+    // Bytes the fast path may load: every refill reads [8 * consumed_bits / 8 + 7 + 8) at most, and a
+    // chunk consumes at most 5 + 56 * len bits.
+    const uint64_t fast_end_byte = (pos + kRiceParamBits + (kEscapeOnes + kEscapeRawBits) * len + 63) / 8 + 8;
+    if (fast_end_byte <= nbytes) {
+      // `inv` holds the stream bits inverted, so a code's run of ones is a count of trailing zeros
+      // without a NOT on the chain (the loaded word is inverted off the chain).
+      const uint8_t* ptr = src + (pos >> 3);
+      uint64_t inv = 0;
+      unsigned held = 0;  // bits of inv that are stream bits; the ones above are stream bits or zero
+      auto refill = [&] {
+        inv |= ~get_u64(ptr) << held;
+        ptr += (63 - held) >> 3;
+        held |= 56;
+      };
+      refill();
+      inv >>= (pos & 7);
+      held -= static_cast<unsigned>(pos & 7);
+      refill();
+      const unsigned k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
+      inv >>= kRiceParamBits;
+      held -= kRiceParamBits;
+      const uint64_t low_mask = (uint64_t(1) << k) - 1;
+      const unsigned k_plus_one = k + 1;
+      uint32_t* out = idx + start;
+      for (uint64_t i = 0; i < len; ++i) {
+        refill();
+        // Bit 63 caps the count (no code reaches it: every code ends by bit 55) and keeps the
+        // argument nonzero, which a stream of 56 or more one-bits would not.
+        const unsigned ones = static_cast<unsigned>(__builtin_ctzll(inv | (uint64_t(1) << 63)));
+        uint64_t gap;
+        if (ones >= kEscapeOnes) {
+          inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
+          held -= kEscapeOnes;
+          gap = ~inv & 0xFFFFFFFFu;
+          inv >>= kEscapeRawBits;
+          held -= kEscapeRawBits;
+        } else {
+          gap = (uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask);
+          const unsigned code_bits = ones + k_plus_one;
+          inv >>= code_bits;
+          held -= code_bits;
+        }
+        const uint64_t position = next + gap;
+        if (position >= numel) throw out_of_range(position);
+        out[i] = static_cast<uint32_t>(position);
+        next = position + 1;
+      }
+      pos = uint64_t(ptr - src) * 8 - held;
+      continue;
+    }
+
+    // Careful path: the bits ahead in a register, refilled when fewer than a whole code remain.
+    uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
+    unsigned available = 0;
+    auto refill = [&] {  // afterwards available >= 57
+      ahead = bits_at(src, nbytes, pos);
+      available = 64 - static_cast<unsigned>(pos & 7);
+    };
+    auto consume = [&](unsigned bits) {  // bits <= available <= 64, and bits < 64
+      ahead >>= bits;
+      available -= bits;
+      pos += bits;
+    };
+    refill();
     const unsigned k = static_cast<unsigned>(ahead & ((1u << kRiceParamBits) - 1));
     consume(kRiceParamBits);
     const uint64_t low_mask = (uint64_t(1) << k) - 1;
@@ -173,9 +245,7 @@ void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t 
         consume(ones + 1 + k);
       }
       const uint64_t position = next + gap;
-      if (position >= numel)
-        throw FormatError(fmt_error("position " + std::to_string(position) + " is outside the tensor (" +
-                                    std::to_string(numel) + " elements)"));
+      if (position >= numel) throw out_of_range(position);
       idx[start + i] = static_cast<uint32_t>(position);
       next = position + 1;
     }
@@ -203,14 +273,12 @@ inline uint32_t nearest_level(float magnitude, float scale, int bits) {
   return static_cast<uint32_t>(y) - 1u;
 }
 
-float selection_scale(const float* selected_values, uint64_t count, int bits) {
+// `abs_sum`: for bits = 1, the sum of |G| over the selected, in index order, in binary64 (the same sum
+// on every target), which encode_positions<true> computes on its way.
+float selection_scale(const float* selected_values, uint64_t count, int bits, double abs_sum) {
   float scale = 0.0f;
   if (count == 0 || bits > 8) return scale;
-  if (bits == 1) {
-    double sum = 0.0;  // index order, in double: the same sum on every target
-    for (uint64_t i = 0; i < count; ++i) sum += std::fabs(static_cast<double>(selected_values[i]));
-    return static_cast<float>(sum / static_cast<double>(count));
-  }
+  if (bits == 1) return static_cast<float>(abs_sum / static_cast<double>(count));
   // Max is order-free, so four running maxima shorten the dependency chain.
   float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;
   uint64_t i = 0;
@@ -259,6 +327,21 @@ class ValueReader {
   uint32_t magnitude_bits_[Bits <= 8 ? (1u << (Bits - 1)) : 1] = {};
 };
 
+// The sent value of every value code (bits <= 8), as the decoder's own reader gives it.
+template <int Bits>
+struct SentTable {
+  static_assert(Bits <= 8);
+  explicit SentTable(float scale) {
+    uint8_t code_byte = 0;  // a one-entry value section
+    const ValueReader<Bits> sent(&code_byte, scale);
+    for (uint32_t code = 0; code < (1u << Bits); ++code) {
+      code_byte = static_cast<uint8_t>(code);
+      value[code] = sent(0);
+    }
+  }
+  float value[1u << Bits];
+};
+
 template <int Bits>
 uint32_t value_code(float G, float scale) {
   const uint32_t sign = float_bits(G) >> 31;
@@ -269,42 +352,59 @@ uint32_t value_code(float G, float scale) {
   }
 }
 
-// The value section for the selected G, in one sequential pass: codes packed a whole byte at a time.
+// The value section of 16- and 32-bit values, in one sequential pass.
 template <int Bits>
-void write_values(const float* G, uint64_t count, float scale, uint8_t* values) {
+void write_values(const float* G, uint64_t count, uint8_t* values) {
+  static_assert(Bits == 16 || Bits == 32);
   if constexpr (Bits == 16) {
     for (uint64_t i = 0; i < count; ++i) put_u16(values + 2 * i, float_to_half(G[i]));
-  } else if constexpr (Bits == 32) {
-    if (count) std::memcpy(values, G, 4 * count);  // G may be null when nothing was selected
   } else {
-    constexpr uint64_t kPerByte = 8 / Bits;
-    const uint64_t whole = count / kPerByte;
-    for (uint64_t j = 0; j < whole; ++j) {
-      uint32_t byte = 0;
-      for (uint64_t t = 0; t < kPerByte; ++t) byte |= value_code<Bits>(G[j * kPerByte + t], scale) << (t * Bits);
-      values[j] = static_cast<uint8_t>(byte);
-    }
-    if (count % kPerByte) {
-      uint32_t byte = 0;  // zero padding
-      for (uint64_t i = whole * kPerByte; i < count; ++i)
-        byte |= value_code<Bits>(G[i], scale) << ((i - whole * kPerByte) * Bits);
-      values[whole] = static_cast<uint8_t>(byte);
-    }
+    if (count) std::memcpy(values, G, 4 * count);  // G may be null when nothing was selected
   }
 }
 
-// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback). `sent` is
-// read back from the value section just written, with the decoder's own reader.
+// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback).
+// For bits <= 8 the value codes are packed in the same loop (bits < 8: 64 bits at a time) instead of
+// in a pass of their own, and `sent` is the decoder's value of the code just packed (SentTable)
+// instead of the code read back out of the section; 16 and 32 bits read the section back with the
+// decoder's reader.
 template <int Bits>
 void update_residual(const Kernel& kernel, const float* grad, float* residual, uint64_t numel,
                      const uint32_t* idx, const float* G, uint64_t selected, float scale, uint8_t* values) {
-  write_values<Bits>(G, selected, scale, values);
-  const ValueReader<Bits> sent(values, scale);
   uint64_t next = 0;
-  for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-    const uint64_t end = std::min(numel, start + kApplyChunkElements);
-    kernel.accumulate(grad + start, residual + start, end - start);
-    for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - sent(next);
+  if constexpr (Bits <= 8) {
+    const SentTable<Bits> sent(scale);
+    uint64_t pack = 0;  // codes not yet stored, the first in the low bits
+    unsigned packed_bits = 0;
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      kernel.accumulate(grad + start, residual + start, end - start);
+      for (; next < selected && idx[next] < end; ++next) {
+        const uint32_t code = value_code<Bits>(G[next], scale);
+        if constexpr (Bits == 8) {
+          values[next] = static_cast<uint8_t>(code);
+        } else {
+          pack |= uint64_t(code) << packed_bits;
+          packed_bits += Bits;
+          if (packed_bits == 64) {
+            put_u64(values, pack);
+            values += 8;
+            pack = 0;
+            packed_bits = 0;
+          }
+        }
+        residual[idx[next]] = G[next] - sent.value[code];
+      }
+    }
+    for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
+  } else {
+    write_values<Bits>(G, selected, values);
+    const ValueReader<Bits> sent(values, scale);
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      kernel.accumulate(grad + start, residual + start, end - start);
+      for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - sent(next);
+    }
   }
 }
 
@@ -410,17 +510,58 @@ std::string count_message(const char* what, const NonFiniteScan& scan) {
   throw ArgumentError(message + "; the residual was left unchanged");
 }
 
+// The sent value of each value code (bits <= 8), or of the 16/32-bit field, as the dense output takes
+// it. Written into a zero-filled tensor a value v lands as 0.0f + v, not v: the two differ for -0.0
+// (a crafted binary16/binary32 field, or a scale so small that s * f_m underflows), and the output
+// is defined as zeros plus the sent values.
+template <int Bits, bool OntoZero>
+class DenseValue {
+ public:
+  DenseValue(const uint8_t* values, float scale) : values_(values) {
+    if constexpr (Bits <= 8) {
+      const SentTable<Bits> sent(scale);
+      for (uint32_t code = 0; code < (1u << Bits); ++code)
+        table_[code] = OntoZero ? 0.0f + sent.value[code] : sent.value[code];
+    }
+  }
+  float operator()(uint64_t i) const {
+    if constexpr (Bits == 16) {
+      const float v = half_to_float(get_u16(values_ + 2 * i));
+      return OntoZero ? 0.0f + v : v;
+    } else if constexpr (Bits == 32) {
+      const float v = bits_float(get_u32(values_ + 4 * i));
+      return OntoZero ? 0.0f + v : v;
+    } else {
+      constexpr unsigned kPerByte = 8 / Bits;
+      return table_[(values_[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u)];
+    }
+  }
+
+ private:
+  const uint8_t* values_;
+  float table_[Bits <= 8 ? (1u << Bits) : 1] = {};
+};
+
 // Zero-fills (unless accumulating) and scatters in L1-sized chunks, so each line of `out` is
-// brought in once instead of once for the fill and again for the scatter.
+// brought in once instead of once for the fill and again for the scatter. Onto zeros the scatter
+// stores instead of adding: no load of `out` per selected element.
 template <int Bits>
 void write_dense(const uint32_t* idx, const uint8_t* values, uint64_t count, float scale, float* out, uint64_t numel,
                  bool accumulate) {
-  const ValueReader<Bits> value(values, scale);
   uint64_t next = 0;
-  for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-    const uint64_t end = std::min(numel, start + kApplyChunkElements);
-    if (!accumulate) std::fill(out + start, out + end, 0.0f);
-    for (; next < count && idx[next] < end; ++next) out[idx[next]] += value(next);
+  if (accumulate) {
+    const DenseValue<Bits, false> value(values, scale);
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      for (; next < count && idx[next] < end; ++next) out[idx[next]] += value(next);
+    }
+  } else {
+    const DenseValue<Bits, true> value(values, scale);
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      std::fill(out + start, out + end, 0.0f);
+      for (; next < count && idx[next] < end; ++next) out[idx[next]] = value(next);
+    }
   }
 }
 
@@ -467,7 +608,10 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   if (nonfinite && options.check_finite) throw_nonfinite(grad, residual, numel);
 
   thread_local Scratch<uint8_t> position_stream;
-  const uint64_t positions_nbytes = encode_positions(indices.data(), selected, position_stream);
+  double abs_sum = 0.0;
+  const uint64_t positions_nbytes =
+      options.bits == 1 ? encode_positions<true>(indices.data(), selected, position_stream, selected_values.data(), &abs_sum)
+                        : encode_positions<false>(indices.data(), selected, position_stream, nullptr, nullptr);
   if (positions_nbytes > 0xFFFFFFFFull) throw ArgumentError("payload too large for format version 1");
   const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
   const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
@@ -477,7 +621,7 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   uint8_t* p = payload.bytes.get();
   if (positions_nbytes) std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);
 
-  const float scale = selection_scale(selected_values.data(), selected, options.bits);
+  const float scale = selection_scale(selected_values.data(), selected, options.bits, abs_sum);
   uint8_t* values = p + header_bytes + positions_nbytes;
   const auto update = options.bits == 1   ? update_residual<1>
                       : options.bits == 2 ? update_residual<2>
@@ -510,8 +654,11 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
     throw ArgumentError("out has " + std::to_string(out_numel) + " elements, the payload holds " +
                         std::to_string(info.numel));
   const uint64_t count = info.selected;
-  std::unique_ptr<uint32_t[]> idx(new uint32_t[count ? count : 1]);
-  read_positions(p.positions, info.positions_nbytes, count, info.numel, idx.get());
+  // Kept per thread across calls, as the encoder's scratch: a fresh array of this size is a fresh
+  // mapping whose page faults cost as much as filling it.
+  thread_local Scratch<uint32_t> positions;
+  uint32_t* idx = positions.reserve_more(0, count ? count : 1);
+  read_positions(p.positions, info.positions_nbytes, count, info.numel, idx);
 
   const uint8_t* values = p.values;
   const int bits = info.bits;
@@ -534,7 +681,7 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
                      : bits == 8 ? write_dense<8>
                      : bits == 16 ? write_dense<16>
                                   : write_dense<32>;
-  write(idx.get(), values, count, info.scale, out, info.numel, accumulate);
+  write(idx, values, count, info.scale, out, info.numel, accumulate);
 }
 
 }  // namespace adlcodec
