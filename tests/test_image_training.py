@@ -132,3 +132,17 @@ def test_wall_clock_budget_ends_training(tmp_path):
     assert "3.0 s budget" not in summary["schedule"] and "budget" in summary["schedule"]
     with pytest.raises(ValueError, match="quant_bits"):
         train_image_model(TrainImageConfig(out=str(tmp_path / "x.npz"), quant_bits=(1,)), progress=False, images=images)
+
+
+def test_fine_tuning_keeps_the_architecture(tmp_path):
+    from adlcodec.image.training import TrainImageConfig, train_image_model
+
+    images = np.random.default_rng(1).integers(0, 256, (64, 1, 28, 28), dtype=np.uint8)
+    first = train_image_model(TrainImageConfig(out=str(tmp_path / "a.npz"), latent_dim=8, width=8, depth=2,
+                                               bottleneck=4, epochs=1, batch_size=16, threads=1), progress=False, images=images)
+    # the config's architecture fields are ignored: the --init model's spec wins
+    second = train_image_model(TrainImageConfig(out=str(tmp_path / "b.npz"), init=str(tmp_path / "a.npz"), latent_dim=64,
+                                                epochs=1, batch_size=16, threads=1), progress=False, images=images)
+    assert second["init"] == first["model_id"] and second["model_id"] != first["model_id"]
+    a, b = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
+    assert a.spec == b.spec and (b.spec.latent_dim, b.spec.depth, b.spec.bottleneck) == (8, 2, 4)

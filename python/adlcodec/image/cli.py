@@ -49,7 +49,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainImageConfig(
         data=args.data, out=args.output, channels=args.channels, tile=args.tile, latent_dim=args.latent_dim,
         width=args.width, depth=args.depth, bottleneck=args.bottleneck, epochs=args.epochs,
-        max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        max_minutes=args.max_minutes, init=args.init, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         threads=args.threads, train_subset=args.train_subset,
         prefixes=tuple(int(v) for v in args.prefixes.split(",")),
         quant_bits=tuple(int(v) for v in args.quant_bits.split(",")),
@@ -100,6 +100,7 @@ def add_subparser(sub) -> argparse.ArgumentParser:
     tr.add_argument("--latent-dim", type=int, default=128)
     tr.add_argument("--max-minutes", type=float, default=None,
                     help="wall-clock budget: the schedule completes at whichever of --epochs and this comes first")
+    tr.add_argument("--init", default=None, help="continue training this model file (its architecture wins)")
     tr.add_argument("--width", type=int, default=48, help="feature maps of the conv stacks")
     tr.add_argument("--depth", type=int, default=2, help="3×3 conv blocks at T/4 resolution per side")
     tr.add_argument("--bottleneck", type=int, default=32, help="feature maps around the FC layers (0 = width)")

@@ -115,6 +115,7 @@ class TrainImageConfig:
     depth: int = 1
     bottleneck: int = 0
     epochs: float = 5.0
+    init: str | None = None  # continue training this model file (fine-tuning) instead of a fresh network
     max_minutes: float | None = None  # wall-clock budget; the schedule ends at whichever limit comes first
     batch_size: int = 128
     lr: float = 2e-3
@@ -184,16 +185,29 @@ def train_image_model(config: TrainImageConfig, progress: bool = True, images: n
         else:
             raise ValueError(f"data has {images.shape[1]} channels, model wants {channels}")
     tile = config.tile or (28 if images.shape[2:] == (28, 28) else 32)
-    spec = ModelSpec(
-        channels=channels, tile=tile, latent_dim=config.latent_dim, width=config.width, depth=config.depth,
-        bottleneck=config.bottleneck,
-    )
+    init_id = None
+    if config.init:
+        # fine-tuning: the architecture is the given model's (its spec wins over the config's)
+        from .model import load_model
+
+        start_model = load_model(config.init)
+        spec, init_id = start_model.spec, f"{start_model.model_id:08x}"
+        if spec.channels != channels or spec.tile != tile:
+            raise ValueError(f"--init model codes {spec.channels}-channel {spec.tile}px tiles, the data needs {channels}/{tile}")
+    else:
+        spec = ModelSpec(
+            channels=channels, tile=tile, latent_dim=config.latent_dim, width=config.width, depth=config.depth,
+            bottleneck=config.bottleneck,
+        )
     spec.validate()
     prefixes = sorted({min(k, spec.latent_dim) for k in config.prefixes} | {spec.latent_dim})
     if not config.quant_bits or any(b not in (0, 2, 4, 8) for b in config.quant_bits):
         # 16/32-bit payloads are binary16/32, not the max-scaled levels modelled here (and nearly lossless)
         raise ValueError(f"quant_bits must be among 0 (none), 2, 4, 8, got {config.quant_bits}")
-    encoder, decoder = build_network(spec)
+    if init_id is not None:
+        encoder, decoder = start_model.encoder, start_model.decoder
+    else:
+        encoder, decoder = build_network(spec)
     params = list(encoder.parameters()) + list(decoder.parameters())
     steps_per_epoch = max(1, len(images) // config.batch_size)
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
@@ -236,6 +250,7 @@ def train_image_model(config: TrainImageConfig, progress: bool = True, images: n
     seconds = time.perf_counter() - start
     info = {
         "trained_on": source,
+        **({"init": init_id} if init_id is not None else {}),
         "images": int(len(images)),
         "steps": step,
         "epochs": round(step / steps_per_epoch, 2),
