@@ -65,8 +65,9 @@ def with_crc(body: bytes) -> bytes:
 
 def test_default_model_is_shipped_small_and_self_consistent(default_model):
     assert DEFAULT_MODEL_PATH.is_file()
-    assert DEFAULT_MODEL_PATH.stat().st_size < 600_000
+    assert DEFAULT_MODEL_PATH.stat().st_size < 1_500_000
     assert default_model.spec.channels == 1 and default_model.spec.tile == 28
+    assert (default_model.spec.latent_dim, default_model.spec.width) == (128, 48)
     assert default_model.info["trained_on"] == "fashion-mnist"
     # the id is a content hash: loading twice from a copy gives the same id
     assert load_model(DEFAULT_MODEL_PATH).model_id == default_model.model_id
@@ -77,8 +78,8 @@ def test_default_model_quality_on_test_split(default_model, test_images):
     decoded_small = [decode_image(encode_image(im, bits=4, latent_dim=16, model=default_model)) for im in test_images]
     ssim_full, ssim_small = mean_ssim(test_images, decoded_full), mean_ssim(test_images, decoded_small)
     # a trained model; an untrained one scores about 0.05 here
-    assert ssim_full > 0.75  # measured 0.78 with the shipped model
-    assert ssim_small > 0.55
+    assert ssim_full > 0.83  # measured 0.86 on 100 images with the shipped model (the first one: 0.77)
+    assert ssim_small > 0.65
     assert ssim_full > ssim_small  # the nested code: more values, better images
 
 
@@ -99,7 +100,7 @@ def test_residual_layers_refine_monotonically(default_model, test_images):
 def test_latent_travels_in_an_adlcodec_payload(default_model, test_images):
     data = encode_image(test_images[0], bits=4, latent_dim=32, model=default_model)
     facts = inspect_image(data)
-    assert facts["version"] == CONTAINER_VERSION and facts["layers"] == 1
+    assert facts["version"] == 1 and facts["layers"] == 1  # nothing of version 2 needed: version 1 is written
     assert (facts["height"], facts["width"], facts["channels"], facts["tile"]) == (28, 28, 1, 28)
     assert facts["latent_dim"] == 32 and facts["latent_bits"] == 4
     assert facts["model_id"] == f"{default_model.model_id:08x}"
@@ -250,8 +251,8 @@ def test_bad_arguments(default_model, test_images):
         encode_image(np.zeros((28, 28, 4), np.uint8), model=default_model)
     with pytest.raises(ValueError, match="bits must be one of"):
         encode_image(im, bits=3, model=default_model)
-    with pytest.raises(ValueError, match="latent_dim must be in 1..64"):
-        encode_image(im, latent_dim=65, model=default_model)
+    with pytest.raises(ValueError, match="latent_dim must be in 1..128"):
+        encode_image(im, latent_dim=129, model=default_model)
     with pytest.raises(ValueError, match="residual_rounds"):
         encode_image(im, residual_rounds=40, model=default_model)
     with pytest.raises(TypeError, match="bytes"):
@@ -296,3 +297,148 @@ def test_cli_encode_decode_and_corrupt_file(tmp_path, test_images, capsys):
     assert "checksum mismatch (corrupt or truncated file)" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "never.png").exists()
+
+
+# --- container version 2: DCT residual layers; the quality-target search ----------------------------------
+
+
+def _v2_from_v1(v1: bytes, kinds: list[int]) -> bytes:
+    """The same payloads re-wrapped as version 2 with the given residual kinds (built here from the spec)."""
+    fields = list(HEADER.unpack_from(v1))
+    layers = fields[9]
+    assert len(kinds) == layers - 1
+    fields[1] = 2
+    table_end = HEADER.size + 4 * (layers - 1)
+    return with_crc(HEADER.pack(*fields) + v1[HEADER.size : table_end] + bytes(kinds) + v1[table_end:-4])
+
+
+def test_version_1_files_still_decode_and_equal_their_version_2_rewrap(default_model, test_images):
+    v1 = encode_image(test_images[6], bits=4, latent_dim=64, residual_rounds=2, residual_bits=4, residual_bin_size=16, model=default_model)
+    assert inspect_image(v1)["version"] == 1 and inspect_image(v1)["residual_kinds"] == ["pixel", "pixel"]
+    v2 = _v2_from_v1(v1, [0, 0])
+    assert len(v2) == len(v1) + 2 and inspect_image(v2)["version"] == 2 == CONTAINER_VERSION
+    np.testing.assert_array_equal(decode_image(v1), decode_image(v2))
+
+
+def _dct_layer_file(default_model, image, coefficients):
+    """A version-2 file: the image's latent plus one DCT layer carrying the given coefficients (bits 32)."""
+    base = encode_image(image, bits=8, model=default_model)
+    coef = np.zeros(28 * 28, np.float32)
+    for index, value in coefficients.items():
+        coef[index] = value
+    layer = adlcodec.compress(coef, np.zeros_like(coef), bin_size=1, bits=32)
+    fields = list(HEADER.unpack_from(base))
+    fields[1], fields[9] = 2, 2
+    latent = base[HEADER.size : -4]
+    body = HEADER.pack(*fields) + struct.pack("<I", len(latent)) + bytes([1]) + latent + layer.tobytes()
+    return base, with_crc(body)
+
+
+def test_dct_layer_follows_the_spec(default_model, test_images):
+    """Orthonormal DCT-II per tile, frequencies ordered by u + v then u: coefficient 0 is the DC (adds c/T to
+    every pixel), coefficient 1 is (u, v) = (0, 1), a half cosine across the columns."""
+    image = np.full((28, 28), 100, np.uint8)
+    base, dc = _dct_layer_file(default_model, image, {0: 28 * 20.0})
+    assert inspect_image(dc)["residual_kinds"] == ["dct"]
+    before = decode_image(base).astype(int)
+    after = decode_image(dc).astype(int)
+    assert np.abs(after - np.clip(before + 20, 0, 255)).max() <= 1
+    _, ac = _dct_layer_file(default_model, image, {1: 400.0})
+    x = np.arange(28)
+    wave = 400.0 * np.sqrt(1 / 28) * np.sqrt(2 / 28) * np.cos(np.pi * (2 * x + 1) / 56)
+    expected = np.clip(before + wave[None, :], 0, 255)
+    assert np.abs(decode_image(ac).astype(int) - expected).max() <= 1
+
+
+def test_fixed_dct_residual_layers(default_model, test_images):
+    im = test_images[8]
+    base = encode_image(im, bits=4, model=default_model)
+    data = encode_image(im, bits=4, residual_rounds=2, residual_kind="dct", residual_threshold=8, residual_bits=4, model=default_model)
+    facts = inspect_image(data)
+    assert facts["version"] == 2 and facts["residual_kinds"] == ["dct", "dct"]
+    assert facts["payload_bytes"][1] > 36  # coefficients were sent
+    def mse(d):
+        return float(np.mean((decode_image(d).astype(float) - im) ** 2))
+
+    # fewer squared errors (SSIM can drop: ringing on the flat black background; the search avoids that)
+    assert mse(data) < 0.6 * mse(base)
+    # the threshold variant of pixel layers stays version 1; 8-bit levels 1, 2, … 128 grey levels: the second
+    # layer sends what the first one's cap clipped
+    exact = encode_image(im, residual_rounds=2, residual_kind="pixel", residual_threshold=1, residual_bits=8, model=default_model)
+    assert inspect_image(exact)["version"] == 1
+    assert np.abs(decode_image(exact).astype(int) - im).max() <= 1
+
+
+@pytest.mark.parametrize("target", [0.9, 0.97])
+def test_quality_target_search(default_model, test_images, target):
+    images = test_images[:12]
+    files = [encode_image(im, target_ssim=target, model=default_model) for im in images]
+    for im, data in zip(images, files):
+        assert structural_similarity(im, decode_image(data), data_range=255) >= target
+    # the search beats a fixed recipe of similar quality on size
+    fixed = [encode_image(im, bits=8, residual_rounds=1, residual_bits=8, residual_bin_size=1, model=default_model) for im in images]
+    assert sum(map(len, files)) < 0.8 * sum(map(len, fixed))
+    pixel_only = encode_image(images[0], target_ssim=0.99, dct_residual=False, model=default_model)
+    assert inspect_image(pixel_only)["version"] == 1
+
+
+def test_version_2_corruption_is_rejected(default_model, test_images):
+    im = np.ascontiguousarray(np.tile(test_images[9], (2, 2))[:30, :30])  # 2×2 tiles: DCT layer 3136 values
+    data = encode_image(im, bits=4, residual_rounds=1, residual_kind="dct", residual_threshold=16, model=default_model)
+    assert inspect_image(data)["version"] == 2
+    for i in range(len(data) * 8):
+        bad = bytearray(data)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(adlcodec.FormatError, match=r"\.adl image: (checksum mismatch|bad magic|container version)"):
+            decode_image(bytes(bad))
+    kind_at = HEADER.size + 4
+    for kind, message in [(7, "unknown residual layer kind"), (0, "layer 1 payload has 3136 values, the header implies 900")]:
+        body = bytearray(data[:-4])
+        body[kind_at] = kind
+        with pytest.raises(adlcodec.FormatError, match=message):
+            decode_image(with_crc(bytes(body)))
+    with pytest.raises(adlcodec.FormatError, match="container version"):
+        decode_image(with_crc(bytes([*data[:4], 3, *data[5:-4]])))
+
+
+def test_search_and_residual_arguments(default_model, test_images):
+    im = test_images[0]
+    with pytest.raises(ValueError, match="residual_kind"):
+        encode_image(im, residual_kind="wavelet", model=default_model)
+    with pytest.raises(ValueError, match="residual_threshold"):
+        encode_image(im, residual_rounds=1, residual_threshold=0, model=default_model)
+    with pytest.raises(ValueError, match="target_ssim"):
+        encode_image(im, target_ssim=1.5, model=default_model)
+
+
+def test_model_files_from_before_depth_and_bottleneck_load(tmp_path, default_model):
+    """Old meta (no depth/bottleneck) builds the first architecture; unknown fields are a clear error."""
+    import io
+    import json
+
+    from adlcodec.image.model import ModelSpec, build_network, save_model
+
+    spec = ModelSpec(latent_dim=8, width=8)
+    enc, dec = build_network(spec)
+    path = tmp_path / "old.npz"
+    save_model(path, spec, enc, dec)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    del meta["spec"]["depth"], meta["spec"]["bottleneck"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path.write_bytes(buf.getvalue())
+    old = load_model(path)
+    assert (old.spec.depth, old.spec.bottleneck, old.spec.fc_channels) == (1, 0, 8)
+    decoded = decode_image(encode_image(np.zeros((28, 28), np.uint8), model=old), model=old)
+    assert decoded.shape == (28, 28)
+    meta["spec"]["attention"] = 4
+    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    newer = tmp_path / "newer.npz"
+    newer.write_bytes(buf.getvalue())
+    with pytest.raises(ValueError, match=r"\['attention'\] are unknown"):
+        load_model(newer)

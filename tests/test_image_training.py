@@ -92,3 +92,57 @@ def test_cli_train_on_cifar_folder_then_encode(tmp_path, capsys):
     assert decoded.shape == (32, 32, 3)
     with pytest.raises(SystemExit):
         main(["image", "train", "--data", str(data), "--tile", "30"])
+
+
+def test_nested_quantized_rows_draw_their_own_prefix_and_width():
+    from adlcodec.image.training import _nested_quantized
+
+    rng = np.random.default_rng(3)
+    z = torch.from_numpy(rng.uniform(-1, 1, (400, 32)).astype(np.float32))
+    out = _nested_quantized(z, [8, 16, 32], (0, 2, 4), np.random.default_rng(5)).numpy()
+    lengths = set()
+    widths = set()
+    for row, qrow in zip(z.numpy(), out):
+        k = int(np.count_nonzero(qrow))
+        assert k in (8, 16, 32) and not qrow[k:].any()
+        lengths.add(k)
+        if np.allclose(qrow[:k], row[:k]):
+            widths.add(0)
+            continue
+        for bits in (2, 4):
+            prefix = row[:k].copy()
+            sent = adlcodec.decompress(adlcodec.compress(prefix, np.zeros_like(prefix), bin_size=1, bits=bits))
+            if np.allclose(qrow[:k], sent, rtol=1e-6, atol=1e-7):
+                widths.add(bits)
+                break
+        else:
+            raise AssertionError("row is neither unquantized nor adlcodec-quantized at a trained width")
+    assert lengths == {8, 16, 32} and widths == {0, 2, 4}
+
+
+def test_wall_clock_budget_ends_training(tmp_path):
+    from adlcodec.image.training import TrainImageConfig, train_image_model
+
+    images = np.random.default_rng(0).integers(0, 256, (256, 1, 28, 28), dtype=np.uint8)
+    config = TrainImageConfig(out=str(tmp_path / "m.npz"), latent_dim=8, width=8, epochs=1000, batch_size=16,
+                              threads=1, max_minutes=0.05)
+    summary = train_image_model(config, progress=False, images=images)
+    assert 0 < summary["steps"] < 1000 * 16
+    assert summary["seconds"] < 30
+    assert "3.0 s budget" not in summary["schedule"] and "budget" in summary["schedule"]
+    with pytest.raises(ValueError, match="quant_bits"):
+        train_image_model(TrainImageConfig(out=str(tmp_path / "x.npz"), quant_bits=(1,)), progress=False, images=images)
+
+
+def test_fine_tuning_keeps_the_architecture(tmp_path):
+    from adlcodec.image.training import TrainImageConfig, train_image_model
+
+    images = np.random.default_rng(1).integers(0, 256, (64, 1, 28, 28), dtype=np.uint8)
+    first = train_image_model(TrainImageConfig(out=str(tmp_path / "a.npz"), latent_dim=8, width=8, depth=2,
+                                               bottleneck=4, epochs=1, batch_size=16, threads=1), progress=False, images=images)
+    # the config's architecture fields are ignored: the --init model's spec wins
+    second = train_image_model(TrainImageConfig(out=str(tmp_path / "b.npz"), init=str(tmp_path / "a.npz"), latent_dim=64,
+                                                epochs=1, batch_size=16, threads=1), progress=False, images=images)
+    assert second["init"] == first["model_id"] and second["model_id"] != first["model_id"]
+    a, b = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
+    assert a.spec == b.spec and (b.spec.latent_dim, b.spec.depth, b.spec.bottleneck) == (8, 2, 4)

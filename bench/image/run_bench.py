@@ -32,15 +32,31 @@ HERE = Path(__file__).resolve().parent
 RAW_BYTES = 28 * 28
 PAPER_RATIO = 4.86
 
-# (latent_dim, bits, residual_rounds, residual_bits, residual_bin_size)
-ADL_CONFIGS = [
-    (16, 2, 0, 4, 16), (16, 4, 0, 4, 16), (16, 8, 0, 4, 16),
-    (32, 2, 0, 4, 16), (32, 4, 0, 4, 16), (32, 8, 0, 4, 16),
-    (64, 2, 0, 4, 16), (64, 4, 0, 4, 16), (64, 8, 0, 4, 16),
-    (64, 4, 1, 2, 64), (64, 4, 1, 2, 16), (64, 4, 1, 4, 16),
-    (64, 4, 1, 4, 4), (64, 4, 2, 4, 16), (64, 4, 2, 4, 4),
-    (64, 8, 1, 8, 1),
-]
+# encode_image keyword sets: latent-only points, fixed residual layers, and the quality-target search
+ADL_CONFIGS = (
+    [dict(latent_dim=k, bits=b) for k, b in [(16, 4), (32, 2), (32, 4), (48, 4), (64, 2), (64, 4), (96, 4), (128, 4),
+                                              (64, 8), (128, 8)]]
+    + [dict(latent_dim=128, bits=4, residual_rounds=r, residual_bits=rb, residual_bin_size=rbin)
+       for r, rb, rbin in [(1, 4, 16), (2, 4, 16), (1, 4, 4)]]
+    + [dict(latent_dim=128, bits=8, residual_rounds=1, residual_bits=8, residual_bin_size=1)]
+    + [dict(latent_dim=128, bits=4, residual_rounds=r, residual_kind="dct", residual_threshold=t, residual_bits=4)
+       for r, t in [(1, 32), (1, 8)]]
+    + [dict(target_ssim=t) for t in (0.9, 0.95, 0.976, 0.99)]
+)
+
+
+def label_of(kw: dict) -> str:
+    if "target_ssim" in kw:
+        return f"search: SSIM ≥ {kw['target_ssim']}"
+    label = f"k={kw['latent_dim']} b={kw['bits']}"
+    if kw.get("residual_rounds"):
+        if kw.get("residual_kind") == "dct":
+            label += f" +{kw['residual_rounds']}×dct(b={kw['residual_bits']},t={kw['residual_threshold']:g})"
+        else:
+            label += f" +{kw['residual_rounds']}×res(b={kw['residual_bits']},bin={kw['residual_bin_size']})"
+    return label
+
+
 QUALITIES = [1, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 98, 100]
 
 
@@ -109,10 +125,9 @@ def run_adlcodec(images, mosaic, cols, model, progress, configs):
 
     n = len(images)
     points = []
-    for k, bits, rounds, rbits, rbin in tqdm(configs, desc="adlcodec", disable=not progress):
-        kw = dict(latent_dim=k, bits=bits, residual_rounds=rounds, residual_bits=rbits, residual_bin_size=rbin, model=model)
-        label = f"k={k} b={bits}" + (f" +{rounds}×res(b={rbits},bin={rbin})" if rounds else "")
-        cfg = {"latent_dim": k, "bits": bits, "residual_rounds": rounds, "residual_bits": rbits, "residual_bin_size": rbin, "label": label}
+    for setting in tqdm(configs, desc="adlcodec", disable=not progress):
+        kw = dict(setting, model=model)
+        cfg = dict(setting, label=label_of(setting))
         total, dec = 0, []
         for im in images:
             data = encode_image(im, **kw)
@@ -260,7 +275,7 @@ def main(argv=None) -> int:
     cols = math.ceil(math.sqrt(n))
     mosaic = mosaic_of(images, cols)
     model = load_model(args.model)
-    configs = ADL_CONFIGS[::5] if args.quick else ADL_CONFIGS
+    configs = ADL_CONFIGS[::6] if args.quick else ADL_CONFIGS
     start = time.perf_counter()
     points = run_baselines(images, mosaic, cols, progress) + run_adlcodec(images, mosaic, cols, model, progress, configs)
     rows = compare(points)

@@ -39,6 +39,14 @@ class ModelSpec:
     tile: int = 28
     latent_dim: int = 64
     width: int = 32  # feature maps of the conv stacks
+    # Fields added with the second shipped model; their defaults rebuild the first model's layers exactly, so
+    # model files written before they existed (meta without them) still load.
+    depth: int = 1  # 3×3 conv blocks at the T/4 resolution, on each side of the fully connected layers
+    bottleneck: int = 0  # feature maps entering/leaving the fully connected layers (0 = width)
+
+    @property
+    def fc_channels(self) -> int:
+        return self.bottleneck or self.width
 
     def validate(self) -> None:
         if self.channels not in SUPPORTED_CHANNELS:
@@ -49,6 +57,10 @@ class ModelSpec:
             raise ValueError(f"latent_dim must be in 1..4096, got {self.latent_dim}")
         if not 1 <= self.width <= 512:
             raise ValueError(f"width must be in 1..512, got {self.width}")
+        if not 1 <= self.depth <= 8:
+            raise ValueError(f"depth must be in 1..8, got {self.depth}")
+        if not 0 <= self.bottleneck <= 512:
+            raise ValueError(f"bottleneck must be in 0..512 (0 = width), got {self.bottleneck}")
 
 
 def build_network(spec: ModelSpec):
@@ -61,20 +73,21 @@ def build_network(spec: ModelSpec):
     def block(conv):
         return [conv, nn.BatchNorm2d(conv.out_channels), nn.ReLU(inplace=True)]
 
+    f, d = spec.fc_channels, spec.depth
     encoder = nn.Sequential(
         *block(nn.Conv2d(c, w, 4, stride=2, padding=1)),
         *block(nn.Conv2d(w, w, 4, stride=2, padding=1)),
-        *block(nn.Conv2d(w, w, 3, padding=1)),
+        *[m for i in range(d) for m in block(nn.Conv2d(w, f if i == d - 1 else w, 3, padding=1))],
         nn.Flatten(),
-        nn.Linear(w * q * q, spec.latent_dim),
+        nn.Linear(f * q * q, spec.latent_dim),
         nn.Tanh(),
     )
     decoder = nn.Sequential(
-        nn.Linear(spec.latent_dim, w * q * q),
-        nn.Unflatten(1, (w, q, q)),
-        nn.BatchNorm2d(w),
+        nn.Linear(spec.latent_dim, f * q * q),
+        nn.Unflatten(1, (f, q, q)),
+        nn.BatchNorm2d(f),
         nn.ReLU(inplace=True),
-        *block(nn.Conv2d(w, w, 3, padding=1)),
+        *[m for i in range(d) for m in block(nn.Conv2d(f if i == 0 else w, w, 3, padding=1))],
         *block(nn.ConvTranspose2d(w, w, 4, stride=2, padding=1)),
         *block(nn.ConvTranspose2d(w, w // 2, 4, stride=2, padding=1)),
         nn.Conv2d(w // 2, c, 3, padding=1),
@@ -161,6 +174,10 @@ def load_model(path: str | os.PathLike | None = None) -> ImageModel:
         raise ValueError(f"{path}: not an adlcodec image model ({exc})") from None
     if meta.get("format") != "adlcodec-image-model" or meta.get("version") != MODEL_FILE_VERSION:
         raise ValueError(f"{path}: not an adlcodec image model of version {MODEL_FILE_VERSION}")
+    known = set(ModelSpec.__dataclass_fields__)
+    unknown = sorted(set(meta.get("spec", {})) - known)
+    if unknown:
+        raise ValueError(f"{path}: model spec fields {unknown} are unknown to this adlcodec (a newer model file?)")
     spec = ModelSpec(**meta["spec"])
     encoder, decoder = build_network(spec)
     import torch

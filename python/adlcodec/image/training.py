@@ -12,6 +12,7 @@ Two things make one model serve the whole rate–distortion curve:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -111,14 +112,18 @@ class TrainImageConfig:
     tile: int | None = None  # default: 28 for 28×28 data, else 32
     latent_dim: int = 64
     width: int = 32
-    epochs: float = 3.0
+    depth: int = 1
+    bottleneck: int = 0
+    epochs: float = 5.0
+    init: str | None = None  # continue training this model file (fine-tuning) instead of a fresh network
+    max_minutes: float | None = None  # wall-clock budget; the schedule ends at whichever limit comes first
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0
     threads: int = 2
     train_subset: int | None = None
-    prefixes: tuple = field(default=(16, 24, 32, 48, 64))
-    quant_bits: tuple = field(default=(0, 2, 4, 8))  # 0 = unquantized
+    prefixes: tuple = field(default=(16, 24, 32, 48, 64, 96, 128))
+    quant_bits: tuple = field(default=(0, 2, 4, 8))  # 0 = unquantized; 1 is not trained (its scale is a mean)
 
 
 def _tiles_for_training(images: np.ndarray, tile: int, rng: np.random.Generator) -> np.ndarray:
@@ -134,6 +139,27 @@ def _tiles_for_training(images: np.ndarray, tile: int, rng: np.random.Generator)
     return np.stack([images[i, :, y : y + tile, x : x + tile] for i, (y, x) in enumerate(zip(ys, xs))])
 
 
+def _nested_quantized(z, prefixes, quant_bits, rng: np.random.Generator):
+    """Each row keeps its own random prefix of the code, quantized at its own random bit width.
+
+    Per-row (not per-batch) choices mean every batch trains every rate, and the decoder's batch-norm
+    statistics in training are the same mixture of rates as its running statistics used at inference.
+    """
+    import torch
+
+    n, dim = z.shape
+    k = torch.from_numpy(rng.choice(np.asarray(prefixes), n))
+    keep = (torch.arange(dim)[None, :] < k[:, None]).to(z.dtype)
+    z = z * keep
+    bits = rng.choice(np.asarray(quant_bits), n)
+    out = z
+    for b in sorted(set(int(v) for v in bits) - {0}):
+        rows = torch.from_numpy(bits == b)[:, None]
+        # zeros beyond the prefix quantize to zero, and the scale (the largest magnitude) is the prefix's
+        out = torch.where(rows, adlcodec_quantize_torch(z, b) * keep, out)
+    return out
+
+
 def train_image_model(config: TrainImageConfig, progress: bool = True, images: np.ndarray | None = None) -> dict:
     """Trains and writes ``config.out``; returns a summary (model id, size, losses, seconds)."""
     import torch
@@ -142,6 +168,9 @@ def train_image_model(config: TrainImageConfig, progress: bool = True, images: n
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
+    # Weights and activations drift into subnormal floats late in training; on x86 each subnormal operation
+    # costs ~100 cycles, which slowed steps by an order of magnitude in practice.
+    torch.set_flush_denormal(True)
     rng = np.random.default_rng(config.seed)
     source = "array"
     if images is None:
@@ -156,55 +185,84 @@ def train_image_model(config: TrainImageConfig, progress: bool = True, images: n
         else:
             raise ValueError(f"data has {images.shape[1]} channels, model wants {channels}")
     tile = config.tile or (28 if images.shape[2:] == (28, 28) else 32)
-    spec = ModelSpec(channels=channels, tile=tile, latent_dim=config.latent_dim, width=config.width)
+    init_id = None
+    if config.init:
+        # fine-tuning: the architecture is the given model's (its spec wins over the config's)
+        from .model import load_model
+
+        start_model = load_model(config.init)
+        spec, init_id = start_model.spec, f"{start_model.model_id:08x}"
+        if spec.channels != channels or spec.tile != tile:
+            raise ValueError(f"--init model codes {spec.channels}-channel {spec.tile}px tiles, the data needs {channels}/{tile}")
+    else:
+        spec = ModelSpec(
+            channels=channels, tile=tile, latent_dim=config.latent_dim, width=config.width, depth=config.depth,
+            bottleneck=config.bottleneck,
+        )
     spec.validate()
     prefixes = sorted({min(k, spec.latent_dim) for k in config.prefixes} | {spec.latent_dim})
-    encoder, decoder = build_network(spec)
+    if not config.quant_bits or any(b not in (0, 2, 4, 8) for b in config.quant_bits):
+        # 16/32-bit payloads are binary16/32, not the max-scaled levels modelled here (and nearly lossless)
+        raise ValueError(f"quant_bits must be among 0 (none), 2, 4, 8, got {config.quant_bits}")
+    if init_id is not None:
+        encoder, decoder = start_model.encoder, start_model.decoder
+    else:
+        encoder, decoder = build_network(spec)
     params = list(encoder.parameters()) + list(decoder.parameters())
     steps_per_epoch = max(1, len(images) // config.batch_size)
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
     optimizer = torch.optim.Adam(params, lr=config.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
+    warmup = max(1, min(500, total_steps // 20))
+    budget = None if not config.max_minutes else 60.0 * config.max_minutes
     encoder.train()
     decoder.train()
     start = time.perf_counter()
     step, losses = 0, []
     bar = tqdm(total=total_steps, desc="image train", disable=not progress, unit="step")
-    while step < total_steps:
+    done = 0.0
+    while done < 1.0:
         order = rng.permutation(len(images))
         for b in range(steps_per_epoch):
-            if step >= total_steps:
+            # Progress is the larger of the step and the time fraction, so a wall-clock budget on a shared
+            # machine still gets a complete schedule (warm-up, then cosine decay to 1 % of the peak).
+            done = step / total_steps
+            if budget is not None:
+                done = max(done, (time.perf_counter() - start) / budget)
+            if done >= 1.0:
                 break
+            lr = config.lr * min(1.0, (step + 1) / warmup) * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * done)))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             batch_idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x = torch.from_numpy(_tiles_for_training(images[batch_idx], tile, rng).astype(np.float32) / 255.0)
-            z = encoder(x)
-            k = int(rng.choice(prefixes))
-            if k < spec.latent_dim:
-                z = torch.cat([z[:, :k], torch.zeros_like(z[:, k:])], dim=1)
-            bits = int(rng.choice(config.quant_bits))
-            if bits:
-                z = torch.cat([adlcodec_quantize_torch(z[:, :k], bits), z[:, k:]], dim=1)
+            z = _nested_quantized(encoder(x), prefixes, config.quant_bits, rng)
             y = decoder(z)
             loss = (1.0 - ssim_torch(y, x)) + torch.mean((y - x) ** 2)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
             losses.append(loss.item())
             step += 1
             bar.update(1)
             if step % 50 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{lr:.1e}")
     bar.close()
     seconds = time.perf_counter() - start
     info = {
         "trained_on": source,
+        **({"init": init_id} if init_id is not None else {}),
         "images": int(len(images)),
         "steps": step,
-        "epochs": config.epochs,
+        "epochs": round(step / steps_per_epoch, 2),
         "seed": config.seed,
         "prefixes": prefixes,
+        "quant_bits": [int(b) for b in config.quant_bits],
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "schedule": f"linear warm-up {warmup} steps, cosine to 1 %" + (f", {config.max_minutes} min budget" if budget else ""),
+        "seconds": round(time.perf_counter() - start, 1),
         "final_loss": float(np.mean(losses[-50:])),
+        "loss_curve": [round(float(np.mean(losses[i : i + 100])), 4) for i in range(0, len(losses), 100)],
     }
     model_id = save_model(config.out, spec, encoder, decoder, info)
     return {
@@ -212,6 +270,6 @@ def train_image_model(config: TrainImageConfig, progress: bool = True, images: n
         "path": str(config.out),
         "bytes": Path(config.out).stat().st_size,
         "parameters": sum(p.numel() for p in params),
-        "seconds": seconds,
         **info,
+        "seconds": seconds,
     }
