@@ -181,13 +181,17 @@ def sample_adl(default_model, test_images):
     return encode_image(test_images[2], bits=4, latent_dim=24, residual_rounds=1, residual_bits=2, residual_bin_size=64, model=default_model)
 
 
-def test_every_single_bit_flip_is_a_format_error(sample_adl):
-    assert inspect_image(sample_adl)["layers"] == 2
-    for i in range(len(sample_adl) * 8):
-        bad = bytearray(sample_adl)
+def _assert_every_bit_flip_rejected(data: bytes) -> None:
+    for i in range(len(data) * 8):
+        bad = bytearray(data)
         bad[i // 8] ^= 1 << (i % 8)
         with pytest.raises(adlcodec.FormatError, match=r"\.adl image: (checksum mismatch|bad magic|container version)"):
             decode_image(bytes(bad))
+
+
+def test_every_single_bit_flip_is_a_format_error(sample_adl):
+    assert inspect_image(sample_adl)["layers"] == 2
+    _assert_every_bit_flip_rejected(sample_adl)
 
 
 def test_every_truncation_and_extension_is_a_format_error(sample_adl):
@@ -386,11 +390,7 @@ def test_version_2_corruption_is_rejected(default_model, test_images):
     im = np.ascontiguousarray(np.tile(test_images[9], (2, 2))[:30, :30])  # 2×2 tiles: DCT layer 3136 values
     data = encode_image(im, bits=4, residual_rounds=1, residual_kind="dct", residual_threshold=16, model=default_model)
     assert inspect_image(data)["version"] == 2
-    for i in range(len(data) * 8):
-        bad = bytearray(data)
-        bad[i // 8] ^= 1 << (i % 8)
-        with pytest.raises(adlcodec.FormatError, match=r"\.adl image: (checksum mismatch|bad magic|container version)"):
-            decode_image(bytes(bad))
+    _assert_every_bit_flip_rejected(data)
     kind_at = HEADER.size + 4
     for kind, message in [(7, "unknown residual layer kind"), (0, "layer 1 payload has 3136 values, the header implies 900")]:
         body = bytearray(data[:-4])
