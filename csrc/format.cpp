@@ -299,6 +299,13 @@ float selection_scale(const float* selected_values, uint64_t count, int bits, do
   return scale;
 }
 
+// The i-th code of a value section of Bits <= 8 bits per code, packed LSB first.
+template <int Bits>
+inline uint32_t code_at(const uint8_t* values, uint64_t i) {
+  constexpr unsigned kPerByte = 8 / Bits;
+  return (values[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u);
+}
+
 // The sent value of entry i of a valid value section.
 template <int Bits>
 class ValueReader {
@@ -315,8 +322,7 @@ class ValueReader {
     } else if constexpr (Bits == 32) {
       return bits_float(get_u32(values_ + 4 * i));
     } else {
-      constexpr unsigned kPerByte = 8 / Bits;
-      const uint32_t code = (values_[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u);
+      const uint32_t code = code_at<Bits>(values_, i);
       const uint32_t sign = (code >> (Bits - 1)) << 31;
       return bits_float(magnitude_bits_[code & ((1u << (Bits - 1)) - 1u)] | sign);
     }
@@ -517,7 +523,7 @@ std::string count_message(const char* what, const NonFiniteScan& scan) {
 template <int Bits, bool OntoZero>
 class DenseValue {
  public:
-  DenseValue(const uint8_t* values, float scale) : values_(values) {
+  DenseValue(const uint8_t* values, float scale) : reader_(values, scale), values_(values) {
     if constexpr (Bits <= 8) {
       const SentTable<Bits> sent(scale);
       for (uint32_t code = 0; code < (1u << Bits); ++code)
@@ -525,19 +531,16 @@ class DenseValue {
     }
   }
   float operator()(uint64_t i) const {
-    if constexpr (Bits == 16) {
-      const float v = half_to_float(get_u16(values_ + 2 * i));
-      return OntoZero ? 0.0f + v : v;
-    } else if constexpr (Bits == 32) {
-      const float v = bits_float(get_u32(values_ + 4 * i));
-      return OntoZero ? 0.0f + v : v;
+    if constexpr (Bits <= 8) {
+      return table_[code_at<Bits>(values_, i)];
     } else {
-      constexpr unsigned kPerByte = 8 / Bits;
-      return table_[(values_[i / kPerByte] >> ((i % kPerByte) * Bits)) & ((1u << Bits) - 1u)];
+      const float v = reader_(i);
+      return OntoZero ? 0.0f + v : v;
     }
   }
 
  private:
+  const ValueReader<Bits> reader_;
   const uint8_t* values_;
   float table_[Bits <= 8 ? (1u << Bits) : 1] = {};
 };
