@@ -58,8 +58,8 @@ __all__ = ["BandwidthBudget", "bits_ladder", "VALID_BITS"]
 
 VALID_BITS = (1, 2, 4, 8, 16, 32)
 _WIRE_BYTES_PER_DATA_BYTE = 1514 / 1448  # full-size Ethernet frame per TCP payload (IPv4, timestamps)
-_PRESSURE_GRID = 8
-_PER_BIN_GROWTH = 0.15  # selected elements per bin grow as bin_size ** 0.15 (see the module docstring)  # pressure is chosen on a 1/8 grid: fine enough, and comparable across ranks exactly
+_PRESSURE_GRID = 8  # pressure is chosen on a 1/8 grid: fine enough, and comparable across ranks exactly
+_PER_BIN_GROWTH = 0.15  # selected elements per bin grow as bin_size ** 0.15 (see the module docstring)
 _HISTORY_LIMIT = 10_000
 
 
@@ -68,16 +68,12 @@ def bits_ladder(bits: int) -> list[int]:
     return [b for b in VALID_BITS if b <= bits][::-1]
 
 
-def _value_bits(bits: int) -> float:
-    return float(bits)
-
-
 def _payload_model(numel: int, selected: float, bits: int) -> float:
     """Modelled bits of a payload's positions and values, without its fixed header."""
     if selected <= 0:
         return 0.0
     gap = max(numel / selected, 1.0)
-    return selected * (_value_bits(bits) + math.log2(math.e * gap))
+    return selected * (bits + math.log2(math.e * gap))
 
 
 class _Layer:
@@ -90,13 +86,6 @@ class _Layer:
         self.measured_bin = 0  # bin size of the latest measurement (0: none yet)
         self.per_bin = 1.0  # selected elements per bin measured there (smoothed)
         self.calibration = 1.0  # measured / modelled payload bits at the latest setting
-
-    def __getstate__(self):
-        return {s: getattr(self, s) for s in self.__slots__}
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            setattr(self, k, v)
 
     def selected_per_bin(self, bin_size: int) -> float:
         if not self.measured_bin:
@@ -155,6 +144,7 @@ class BandwidthBudget:
         self.feedback = bool(feedback)
         self.max_step = float(max_step)
         self.layers: dict[int, _Layer] = {}
+        self.spans = {"fc": 0.0, "conv": 0.0}  # pressure units each kind can absorb (bit steps + doublings)
         self.buckets: dict[int, dict[str, Any]] = {}  # bucket index -> fixed bytes and its layers
         self.pressure = 0.0
         self.overhead_ms = 0.0  # measured minus modelled exchange time (smoothed)
@@ -168,25 +158,15 @@ class BandwidthBudget:
 
     # -- layers and plan ----------------------------------------------------------------------------------
     def register(self, ordinal: int, numel: int, ndim: int, base_bin: int, base_bits: int, header_bytes: int) -> None:
-        if ordinal not in self.layers:
-            kind = "conv" if ndim >= 3 else "fc"
-            self.layers[ordinal] = _Layer(ordinal, numel, kind, base_bin, base_bits, header_bytes)
-
-    def _units(self, kind: str) -> tuple[int, float]:
-        """(bit steps, bin doublings) a layer of ``kind`` can take, from the layers registered so far."""
-        bit_steps = max((len(bits_ladder(l.base_bits)) - 1 for l in self.layers.values() if l.kind == kind), default=0)
-        return bit_steps, math.log2(self.floors[kind])
-
-    def _span(self) -> tuple[float, float]:
-        fc_bits, fc_bins = self._units("fc")
-        conv_bits, conv_bins = self._units("conv")
-        has_fc = any(l.kind == "fc" for l in self.layers.values())
-        has_conv = any(l.kind == "conv" for l in self.layers.values())
-        return (fc_bits + fc_bins if has_fc else 0.0), (conv_bits + conv_bins if has_conv else 0.0)
+        if ordinal in self.layers:
+            return
+        kind = "conv" if ndim >= 3 else "fc"
+        self.layers[ordinal] = _Layer(ordinal, numel, kind, base_bin, base_bits, header_bytes)
+        span = len(bits_ladder(base_bits)) - 1 + math.log2(self.floors[kind])
+        self.spans[kind] = max(self.spans[kind], span)
 
     def setting_at(self, layer: _Layer, pressure: float) -> tuple[int, int]:
-        fc_span, _ = self._span()
-        own = pressure if layer.kind == "fc" else max(0.0, pressure - fc_span)
+        own = pressure if layer.kind == "fc" else max(0.0, pressure - self.spans["fc"])
         ladder = bits_ladder(layer.base_bits)
         bit_steps = min(int(own), len(ladder) - 1)
         bits = ladder[bit_steps]
@@ -198,8 +178,7 @@ class BandwidthBudget:
         return self.setting_at(self.layers[ordinal], self.pressure)
 
     def max_pressure(self) -> float:
-        fc_span, conv_span = self._span()
-        return fc_span + conv_span
+        return self.spans["fc"] + self.spans["conv"]
 
     # -- observations -------------------------------------------------------------------------------------
     def observe_bucket(self, index: int, fixed_bytes: float, layer_figures: list[tuple[int, int, int, float, float]],
@@ -242,8 +221,8 @@ class BandwidthBudget:
         return self.overhead_ms + self._transfer_ms(total)
 
     # -- decisions ----------------------------------------------------------------------------------------
-    def end_step(self, iteration: int) -> bool:
-        """Close a compressed step; returns True when the plan changed."""
+    def end_step(self, iteration: int) -> None:
+        """Close a compressed step, and decide when one is due."""
         self.predicted_ms_by_iter[iteration] = self._transfer_ms(self.step_bytes)
         for old in [i for i in self.predicted_ms_by_iter if i < iteration - 4]:
             del self.predicted_ms_by_iter[old]  # a measurement that never came (e.g. a skipped step)
@@ -251,13 +230,12 @@ class BandwidthBudget:
         self.steps_since_decision += 1
         due = self.first_window if self.decisions == 0 else self.interval
         if self.steps_since_decision < due:
-            return False
+            return
         self.steps_since_decision = 0
         if self.feedback and self.window:
             observed = statistics.fmean(m - p for m, p in self.window)
             self.overhead_ms = observed if self.decisions == 0 else 0.7 * self.overhead_ms + 0.3 * observed
-        previous = self.pressure
-        self.pressure = self._solve(previous)
+        self.pressure = self._solve(self.pressure)
         self.decisions += 1
         predicted = self.predict_ms(self.pressure)
         self.feasible = predicted <= self.max_comm_ms
@@ -266,7 +244,6 @@ class BandwidthBudget:
                                  measured_ms=measured, overhead_ms=self.overhead_ms, feasible=self.feasible))
         del self.history[:-_HISTORY_LIMIT]
         self.window.clear()
-        return self.pressure != previous
 
     def _solve(self, current: float) -> float:
         deadline = self.max_comm_ms

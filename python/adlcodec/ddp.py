@@ -541,26 +541,32 @@ def _log_exchange(state, headers) -> None:
         state.budget.observe_exchange(iteration, slowest_ms)
 
 
+def _parts(message: np.ndarray, header) -> list[np.ndarray]:
+    """One rank's message cut into its tensors' parts, in layout order."""
+    count = header[7]
+    lens = struct.unpack_from(f"<{count}I", message, _HEADER.size)
+    pos = _HEADER.size + 4 * count
+    parts = []
+    for n in lens:
+        parts.append(message[pos : pos + n])
+        pos += n
+    return parts
+
+
 def _observe(state, index, layout, settings, messages, headers) -> None:
     """Feed the budget what every rank knows alike: all ranks' sizes and selected counts."""
-    budget = state.budget
     figures = {i: [0.0, 0.0] for i, s in enumerate(settings) if s is not None}
-    fixed = total = 0.0
+    total = 0.0
     for m, h in zip(messages, headers):
-        count = h[7]
-        lens = struct.unpack_from(f"<{count}I", m, _HEADER.size)
-        pos = _HEADER.size + 4 * count
         total += m.size
-        fixed += m.size
-        for i, n in enumerate(lens):
+        for i, chunk in enumerate(_parts(m, h)):
             if i in figures:
-                figures[i][0] += inspect(m[pos : pos + n])["selected"]
-                figures[i][1] += n
-                fixed -= n
-            pos += n
+                figures[i][0] += inspect(chunk)["selected"]
+                figures[i][1] += chunk.size
     world = len(messages)
-    budget.observe_bucket(
-        index, fixed / world,
+    compressed = sum(nbytes for _, nbytes in figures.values())
+    state.budget.observe_bucket(
+        index, (total - compressed) / world,
         [(layout[i][0], settings[i][0], settings[i][1], sel / world, nbytes / world)
          for i, (sel, nbytes) in figures.items()],
         total / world,
@@ -644,18 +650,12 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     out = flat
     out.fill(0)
     for m, h in zip(messages, headers):  # rank order: every rank sums in the same sequence
-        count = h[7]
-        lens = struct.unpack_from(f"<{count}I", m, _HEADER.size)
-        pos = _HEADER.size + 4 * count
-        for (off, shape), (_, _, bin_size), n in zip(slots, layout, lens):
-            size = int(np.prod(shape))
-            target = out[off : off + size]
-            chunk = m[pos : pos + n]
+        for (off, shape), (_, _, bin_size), chunk in zip(slots, layout, _parts(m, h)):
+            target = out[off : off + int(np.prod(shape))]
             if bin_size is None:
                 target += chunk.view(np.float32)  # numpy copes with an unaligned view
             else:
                 decompress(chunk, out=target, accumulate=True)
-            pos += n
     out /= np.float32(world)
     _log_exchange(state, headers)
     if state.budget is not None:
