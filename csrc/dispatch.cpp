@@ -13,7 +13,10 @@ namespace {
 std::vector<const Kernel*> available_kernels() {
   std::vector<const Kernel*> kernels{&scalar_kernel()};
 #if defined(ADLCODEC_HAVE_AVX2)
-  if (__builtin_cpu_supports("avx2")) kernels.push_back(&avx2_kernel());
+  // The AVX2 file is also built for BMI1/BMI2 (the position coders' shifts and bit counts); every
+  // CPU with AVX2 but a few early VIA and emulated ones has them.
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+    kernels.push_back(&avx2_kernel());
 #endif
 #if defined(ADLCODEC_HAVE_NEON)
   kernels.push_back(&neon_kernel());  // Advanced SIMD is mandatory on aarch64

@@ -9,6 +9,7 @@
 #include "bits.h"
 #include "half.h"
 #include "kernels.h"
+#include "position_code.h"
 
 namespace adlcodec {
 namespace {
@@ -16,12 +17,6 @@ namespace {
 constexpr uint8_t kMagic[4] = {'A', 'D', 'L', 'C'};
 constexpr size_t kFixedHeaderBytes = 24;
 constexpr size_t kTrailerBytes = 4;
-
-// Position coding: gaps between selected indices, Rice-coded in chunks that each choose their parameter.
-constexpr uint32_t kChunkGaps = 128;
-constexpr unsigned kRiceParamBits = 5;
-constexpr unsigned kEscapeOnes = 24;   // a quotient this large is sent as the raw gap instead
-constexpr unsigned kEscapeRawBits = 32;
 
 // Elements per analysis call: a whole number of bins, small enough to keep scratch growth tight.
 constexpr uint64_t kAnalyzeChunkElements = 1 << 14;
@@ -40,7 +35,8 @@ class Scratch {
     if (used + extra > capacity_) {
       const uint64_t capacity = std::max<uint64_t>(used + extra, capacity_ * 2);
       std::unique_ptr<T[]> grown(new T[capacity]);
-      if (used) std::memcpy(grown.get(), data_.get(), used * sizeof(T));
+      const uint64_t kept = std::min(used, capacity_);  // `used` may count a byte not yet begun
+      if (kept) std::memcpy(grown.get(), data_.get(), kept * sizeof(T));
       data_ = std::move(grown);
       capacity_ = capacity;
     }
@@ -52,210 +48,6 @@ class Scratch {
   std::unique_ptr<T[]> data_;
   uint64_t capacity_ = 0;
 };
-
-// --- Positions ---------------------------------------------------------------------------------
-
-inline int floor_log2(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
-
-// Bits of a chunk coded with parameter k; branch-free 32-bit arithmetic so the compiler vectorizes it.
-uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
-  uint32_t cost = 0;
-  for (uint32_t i = 0; i < len; ++i) {
-    const uint32_t q = gaps[i] >> k;
-    cost += q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
-  }
-  return cost;
-}
-
-// Rice-codes the gaps of idx[0..count) into `stream`, choosing each chunk's parameter, and returns the
-// number of bytes written. Candidates are floor(log2) of the mean gap and of the mean without the
-// largest gap, each +-1: a geometric gap's best k is floor(log2 mean) or the one below, and one
-// huge gap (a frozen layer, a zero region) would otherwise drag k up for the whole chunk although
-// the escape code already covers it.
-// With SumAbs it also sums |values[i]| in binary64, in index order, into *abs_sum (the 1-bit scale,
-// docs/FORMAT.md section 5). That sum is a chain of dependent additions (about 4 cycles each); on
-// its own it was a separate pass waiting on that chain, inside the coding loop, whose own chain is
-// independent of it, its latency is hidden.
-template <bool SumAbs>
-size_t encode_positions(const uint32_t* idx, uint64_t count, Scratch<uint8_t>& stream, const float* values,
-                        double* abs_sum) {
-  double sum_abs = 0.0;
-  uint64_t total_bits = 0;
-  uint32_t prev_plus_one = 0;  // gap_i = idx_i - idx_{i-1} - 1, with idx_{-1} = -1
-  uint32_t gaps[kChunkGaps];
-  // A chunk costs at most 5 + 128 * 56 bits; keep that much room plus a whole word for the stores.
-  constexpr uint64_t kChunkRoom = (kRiceParamBits + kChunkGaps * (kEscapeOnes + kEscapeRawBits)) / 8 + 16;
-  // The bit writer's state lives in locals: stores through a byte pointer may alias any object in
-  // memory, and a writer object would be reloaded after each of them.
-  uint8_t* base = stream.reserve_more(0, kChunkRoom);
-  uint64_t acc = 0;
-  unsigned filled = 0;
-  uint64_t flushed = 0;  // whole bytes stored for good
-  auto put = [&](uint64_t value, unsigned bits) {  // value < 2^bits, bits <= 56
-    acc |= value << filled;
-    filled += bits;
-    put_u64(base + flushed, acc);
-    const unsigned whole_bytes = filled >> 3;
-    flushed += whole_bytes;
-    acc >>= 8 * whole_bytes;  // filled <= 63, so at most 56
-    filled &= 7;
-  };
-  for (uint64_t start = 0; start < count; start += kChunkGaps) {
-    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkGaps, count - start));
-    uint64_t sum = 0;
-    uint32_t largest = 0;
-    for (uint32_t i = 0; i < len; ++i) {
-      gaps[i] = idx[start + i] - prev_plus_one;
-      prev_plus_one = idx[start + i] + 1;
-      sum += gaps[i];
-      largest = std::max(largest, gaps[i]);
-    }
-    const int from_mean = floor_log2(sum / len);
-    const int from_rest = len > 1 ? floor_log2((sum - largest) / (len - 1)) : from_mean;
-    unsigned k = 0;
-    uint32_t best_cost = UINT32_MAX;
-    for (int candidate = std::max(0, std::min(from_mean, from_rest) - 1);
-         candidate <= std::min(31, std::max(from_mean, from_rest) + 1); ++candidate) {
-      const uint32_t cost = chunk_cost(gaps, len, unsigned(candidate));
-      if (cost < best_cost) {
-        best_cost = cost;
-        k = unsigned(candidate);
-      }
-    }
-    base = stream.reserve_more(flushed + 1, kChunkRoom) - (flushed + 1);
-    total_bits += kRiceParamBits + best_cost;
-
-    put(k, kRiceParamBits);
-    const uint64_t low_mask = (uint64_t(1) << k) - 1;
-    for (uint32_t i = 0; i < len; ++i) {
-      if constexpr (SumAbs) sum_abs += std::fabs(static_cast<double>(values[start + i]));
-      const uint32_t gap = gaps[i];
-      const uint32_t q = gap >> k;
-      if (q < kEscapeOnes) {
-        // q ones, a zero, then the low k bits: at most 24 + 1 + 31 = 56 bits in one store
-        put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);
-      } else {
-        put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
-        put(gap, kEscapeRawBits);
-      }
-    }
-  }
-  if constexpr (SumAbs) *abs_sum = sum_abs;
-  return static_cast<size_t>((total_bits + 7) / 8);
-}
-
-// Fills idx[0..count) or throws; never reads outside [src, src + nbytes).
-//
-// A chunk whose every possible code lies well inside the section (all but the last kilobyte or so)
-// takes the fast path: the bit buffer is refilled before every code without a branch (F. Giesen's
-// "variant 4": load 8 bytes, insert them above the bits still held, advance by whole bytes), so it
-// always holds >= 56 bits, a whole code. The load's address depends only on the previous refill, so
-// its latency overlaps the code before; the chain from one code to the next is a count of trailing
-// ones and two shifts. A conditional refill ("fewer than 56 bits left?") is a coin flip at 11 %
-// density and was mispredicted on half of all codes. The chunk at the end of the section, where an
-// 8-byte load could leave it, takes the careful path, which zero-extends the stream past its end.
-void read_positions(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
-  uint64_t pos = 0;  // bits consumed
-  const uint64_t section_bits = uint64_t(nbytes) * 8;
-  uint64_t next = 0;  // smallest index the next position may take
-  auto out_of_range = [&](uint64_t position) {
-    return FormatError(fmt_error("position " + std::to_string(position) + " is outside the tensor (" +
-                                 std::to_string(numel) + " elements)"));
-  };
-  for (uint64_t start = 0; start < count; start += kChunkGaps) {
-    const uint64_t len = std::min<uint64_t>(kChunkGaps, count - start);
-    // Bytes the fast path may load: every refill reads [8 * consumed_bits / 8 + 7 + 8) at most, and a
-    // chunk consumes at most 5 + 56 * len bits.
-    const uint64_t fast_end_byte = (pos + kRiceParamBits + (kEscapeOnes + kEscapeRawBits) * len + 63) / 8 + 8;
-    if (fast_end_byte <= nbytes) {
-      // `inv` holds the stream bits inverted, so a code's run of ones is a count of trailing zeros
-      // without a NOT on the chain (the loaded word is inverted off the chain).
-      const uint8_t* ptr = src + (pos >> 3);
-      uint64_t inv = 0;
-      unsigned held = 0;  // bits of inv that are stream bits; the ones above are stream bits or zero
-      auto refill = [&] {
-        inv |= ~get_u64(ptr) << held;
-        ptr += (63 - held) >> 3;
-        held |= 56;
-      };
-      refill();
-      inv >>= (pos & 7);
-      held -= static_cast<unsigned>(pos & 7);
-      refill();
-      const unsigned k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
-      inv >>= kRiceParamBits;
-      held -= kRiceParamBits;
-      const uint64_t low_mask = (uint64_t(1) << k) - 1;
-      const unsigned k_plus_one = k + 1;
-      uint32_t* out = idx + start;
-      for (uint64_t i = 0; i < len; ++i) {
-        refill();
-        // Bit 63 caps the count (no code reaches it: every code ends by bit 55) and keeps the
-        // argument nonzero, which a stream of 56 or more one-bits would not.
-        const unsigned ones = static_cast<unsigned>(__builtin_ctzll(inv | (uint64_t(1) << 63)));
-        uint64_t gap;
-        if (ones >= kEscapeOnes) {
-          inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
-          held -= kEscapeOnes;
-          gap = ~inv & 0xFFFFFFFFu;
-          inv >>= kEscapeRawBits;
-          held -= kEscapeRawBits;
-        } else {
-          gap = (uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask);
-          const unsigned code_bits = ones + k_plus_one;
-          inv >>= code_bits;
-          held -= code_bits;
-        }
-        const uint64_t position = next + gap;
-        if (position >= numel) throw out_of_range(position);
-        out[i] = static_cast<uint32_t>(position);
-        next = position + 1;
-      }
-      pos = uint64_t(ptr - src) * 8 - held;
-      continue;
-    }
-
-    // Careful path: the bits ahead in a register, refilled when fewer than a whole code remain.
-    uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
-    unsigned available = 0;
-    auto refill = [&] {  // afterwards available >= 57
-      ahead = bits_at(src, nbytes, pos);
-      available = 64 - static_cast<unsigned>(pos & 7);
-    };
-    auto consume = [&](unsigned bits) {  // bits <= available <= 64, and bits < 64
-      ahead >>= bits;
-      available -= bits;
-      pos += bits;
-    };
-    refill();
-    const unsigned k = static_cast<unsigned>(ahead & ((1u << kRiceParamBits) - 1));
-    consume(kRiceParamBits);
-    const uint64_t low_mask = (uint64_t(1) << k) - 1;
-    for (uint64_t i = 0; i < len; ++i) {
-      if (available < kEscapeOnes + 1 + 31) refill();  // a whole normal code is in view
-      const unsigned ones = ~ahead ? static_cast<unsigned>(__builtin_ctzll(~ahead)) : 64u;
-      uint64_t gap;
-      if (ones >= kEscapeOnes) {
-        consume(kEscapeOnes);
-        if (available < kEscapeRawBits) refill();
-        gap = ahead & 0xFFFFFFFFu;
-        consume(kEscapeRawBits);
-      } else {
-        gap = (uint64_t(ones) << k) | ((ahead >> (ones + 1)) & low_mask);
-        consume(ones + 1 + k);
-      }
-      const uint64_t position = next + gap;
-      if (position >= numel) throw out_of_range(position);
-      idx[start + i] = static_cast<uint32_t>(position);
-      next = position + 1;
-    }
-    if (pos > section_bits) break;
-  }
-  if (pos > section_bits) throw FormatError(fmt_error("position section is truncated"));
-  if ((pos + 7) / 8 != nbytes) throw FormatError(fmt_error("position section has trailing bytes"));
-  if (pos % 8 && (src[nbytes - 1] >> (pos % 8)) != 0)
-    throw FormatError(fmt_error("position section padding is not zero"));
-}
 
 // --- Values --------------------------------------------------------------------------------------
 
@@ -273,12 +65,26 @@ inline uint32_t nearest_level(float magnitude, float scale, int bits) {
   return static_cast<uint32_t>(y) - 1u;
 }
 
-// `abs_sum`: for bits = 1, the sum of |G| over the selected, in index order, in binary64 (the same sum
-// on every target), which encode_positions<true> computes on its way.
-float selection_scale(const float* selected_values, uint64_t count, int bits, double abs_sum) {
-  float scale = 0.0f;
-  if (count == 0 || bits > 8) return scale;
-  if (bits == 1) return static_cast<float>(abs_sum / static_cast<double>(count));
+// The scale of bits <= 8 (docs/FORMAT.md section 5). For bits = 1 the sum of |G| runs in binary64 as four
+// interleaved partial sums, the selected element of rank j going to partial j mod 4, combined as
+// (P0 + P1) + (P2 + P3): one running sum is a chain of dependent additions, 4 cycles per selected element,
+// a third of the whole encode at 10 % density. The order is fixed, so every target gets the same scale.
+float selection_scale(const float* selected_values, uint64_t count, int bits) {
+  if (count == 0 || bits > 8) return 0.0f;
+  if (bits == 1) {
+    double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
+    uint64_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+      p0 += std::fabs(static_cast<double>(selected_values[i]));
+      p1 += std::fabs(static_cast<double>(selected_values[i + 1]));
+      p2 += std::fabs(static_cast<double>(selected_values[i + 2]));
+      p3 += std::fabs(static_cast<double>(selected_values[i + 3]));
+    }
+    if (i < count) p0 += std::fabs(static_cast<double>(selected_values[i]));
+    if (i + 1 < count) p1 += std::fabs(static_cast<double>(selected_values[i + 1]));
+    if (i + 2 < count) p2 += std::fabs(static_cast<double>(selected_values[i + 2]));
+    return static_cast<float>(((p0 + p1) + (p2 + p3)) / static_cast<double>(count));
+  }
   // Max is order-free, so four running maxima shorten the dependency chain.
   float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;
   uint64_t i = 0;
@@ -295,8 +101,7 @@ float selection_scale(const float* selected_values, uint64_t count, int bits, do
     m0 = a > m0 ? a : m0;
   }
   const float m01 = m0 > m1 ? m0 : m1, m23 = m2 > m3 ? m2 : m3;
-  scale = m01 > m23 ? m01 : m23;
-  return scale;
+  return m01 > m23 ? m01 : m23;
 }
 
 // The i-th code of a value section of Bits <= 8 bits per code, packed LSB first.
@@ -563,6 +368,10 @@ void write_dense(const uint32_t* idx, const uint8_t* values, uint64_t count, flo
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
       std::fill(out + start, out + end, 0.0f);
+      // Eight at a time while all eight land in this chunk: one bounds test per group instead of a
+      // test-and-branch per element, and the group's value codes come from whole bytes.
+      for (; next + 8 <= count && idx[next + 7] < end; next += 8)
+        for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] = value(next + j);
       for (; next < count && idx[next] < end; ++next) out[idx[next]] = value(next);
     }
   }
@@ -610,11 +419,18 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   }
   if (nonfinite && options.check_finite) throw_nonfinite(grad, residual, numel);
 
+  // Positions, a group of chunks per call so that the stream grows by what a group can take at most.
   thread_local Scratch<uint8_t> position_stream;
-  double abs_sum = 0.0;
-  const uint64_t positions_nbytes =
-      options.bits == 1 ? encode_positions<true>(indices.data(), selected, position_stream, selected_values.data(), &abs_sum)
-                        : encode_positions<false>(indices.data(), selected, position_stream, nullptr, nullptr);
+  constexpr uint64_t kGroupPositions = 64 * uint64_t(kChunkGaps);
+  PositionWriter writer;
+  for (uint64_t start = 0; start < selected; start += kGroupPositions) {
+    const uint64_t len = std::min(kGroupPositions, selected - start);
+    // flushed + 1: the byte the writer has begun is kept when the stream grows.
+    uint8_t* stream = position_stream.reserve_more(writer.flushed + 1, (len + kChunkGaps - 1) / kChunkGaps * kChunkRoom) -
+                      (writer.flushed + 1);
+    kernel.encode_positions(indices.data() + start, len, stream, &writer);
+  }
+  const uint64_t positions_nbytes = (writer.total_bits + 7) / 8;
   if (positions_nbytes > 0xFFFFFFFFull) throw ArgumentError("payload too large for format version 1");
   const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
   const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
@@ -624,7 +440,7 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
   uint8_t* p = payload.bytes.get();
   if (positions_nbytes) std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);
 
-  const float scale = selection_scale(selected_values.data(), selected, options.bits, abs_sum);
+  const float scale = selection_scale(selected_values.data(), selected, options.bits);
   uint8_t* values = p + header_bytes + positions_nbytes;
   const auto update = options.bits == 1   ? update_residual<1>
                       : options.bits == 2 ? update_residual<2>
@@ -661,7 +477,20 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
   // mapping whose page faults cost as much as filling it.
   thread_local Scratch<uint32_t> positions;
   uint32_t* idx = positions.reserve_more(0, count ? count : 1);
-  read_positions(p.positions, info.positions_nbytes, count, info.numel, idx);
+  const PositionRead read = active_kernel().decode_positions(p.positions, info.positions_nbytes, count, info.numel, idx);
+  switch (read.status) {
+    case PositionRead::kOk:
+      break;
+    case PositionRead::kOutOfRange:
+      throw FormatError(fmt_error("position " + std::to_string(read.position) + " is outside the tensor (" +
+                                  std::to_string(info.numel) + " elements)"));
+    case PositionRead::kTruncated:
+      throw FormatError(fmt_error("position section is truncated"));
+    case PositionRead::kTrailingBytes:
+      throw FormatError(fmt_error("position section has trailing bytes"));
+    case PositionRead::kPaddingNotZero:
+      throw FormatError(fmt_error("position section padding is not zero"));
+  }
 
   const uint8_t* values = p.values;
   const int bits = info.bits;

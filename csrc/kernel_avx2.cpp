@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "position_code_impl.h"
 
 namespace adlcodec {
 namespace {
@@ -119,7 +120,7 @@ void accumulate_avx2(const float* grad, float* residual, uint64_t n) {
 }  // namespace
 
 const Kernel& avx2_kernel() {
-  static const Kernel kernel{"avx2", analyze_bins_avx2, accumulate_avx2};
+  static const Kernel kernel{"avx2", analyze_bins_avx2, accumulate_avx2, position_code::encode, position_code::decode};
   return kernel;
 }
 

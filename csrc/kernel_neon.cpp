@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "position_code_impl.h"
 
 namespace adlcodec {
 namespace {
@@ -195,7 +196,7 @@ void accumulate_neon(const float* grad, float* residual, uint64_t n) {
 }  // namespace
 
 const Kernel& neon_kernel() {
-  static const Kernel kernel{"neon", analyze_bins_neon, accumulate_neon};
+  static const Kernel kernel{"neon", analyze_bins_neon, accumulate_neon, position_code::encode, position_code::decode};
   return kernel;
 }
 

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "position_code_impl.h"
 
 namespace adlcodec {
 namespace {
@@ -39,7 +40,7 @@ void accumulate_scalar(const float* grad, float* residual, uint64_t n) {
 }  // namespace
 
 const Kernel& scalar_kernel() {
-  static const Kernel kernel{"scalar", analyze_bins_scalar, accumulate_scalar};
+  static const Kernel kernel{"scalar", analyze_bins_scalar, accumulate_scalar, position_code::encode, position_code::decode};
   return kernel;
 }
 

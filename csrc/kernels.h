@@ -1,7 +1,10 @@
 // The per-target kernels behind one dispatch table (one file per target, as in c-blosc2's shuffle).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+
+#include "position_code.h"
 
 namespace adlcodec {
 
@@ -16,6 +19,10 @@ struct Kernel {
                             uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite);
   // residual[i] = residual[i] + grad[i]: the unselected part of the residual update.
   void (*accumulate)(const float* grad, float* residual, uint64_t n);
+  // The position coders of position_code_impl.h, compiled for this target. Their output does not
+  // depend on the target.
+  void (*encode_positions)(const uint32_t* idx, uint64_t count, uint8_t* stream, PositionWriter* writer);
+  PositionRead (*decode_positions)(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx);
 };
 
 const Kernel& scalar_kernel();

@@ -44,7 +44,10 @@ def reference_step(grad: np.ndarray, residual: np.ndarray, bin_size: int, bits: 
     scale = F32(0)
     if bits == 1:
         if selected.size:
-            total = np.add.accumulate(a.astype(np.float64))[-1]  # sequential, index order
+            # docs/FORMAT.md section 5: four interleaved partial sums in binary64, (P0 + P1) + (P2 + P3)
+            a64 = a.astype(np.float64)
+            P = [np.add.accumulate(a64[j::4])[-1] if a64[j::4].size else 0.0 for j in range(4)]
+            total = (P[0] + P[1]) + (P[2] + P[3])
             scale = F32(total / selected.size)
         sent = np.where(Gs < 0, -scale, scale).astype(F32)
     elif bits <= 8:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -58,7 +59,7 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
     if len(b) < 24 + 8 * ndim + 4:
         raise SpecError("truncated shape")
     shape = struct.unpack_from(f"<{ndim}Q", b, 24)
-    numel = int(np.prod(shape, dtype=object)) if ndim else 1
+    numel = math.prod(shape)  # exact integers: extents up to 2^64 - 1 must not overflow
     if max_numel is not None and numel > max_numel:
         raise SpecError("larger than max_numel")
     if any(extent > 2**32 - 1 for extent in shape) or numel > 2**32 - 1 or k > numel or k > 8 * P or (k == 0) != (P == 0):

@@ -1,0 +1,241 @@
+// The position coders (docs/FORMAT.md section 4), one source compiled into each target's kernel file:
+// on x86-64 the AVX2 file also has BMI1/BMI2, whose flag-free variable shifts (shlx, shrx) and
+// trailing-zero count are most of the writer's and the reader's instructions. They live in an
+// anonymous namespace, so each target's file has its own internal copies; and they keep to builtins
+// (no exceptions, no library templates), so nothing compiled for one target can be picked by the
+// linker for another.
+#pragma once
+
+#include "position_code.h"
+
+namespace adlcodec {
+namespace {
+namespace position_code {
+
+inline uint64_t load_u64(const uint8_t* p) {
+  uint64_t v;
+  __builtin_memcpy(&v, p, 8);
+  return v;
+}
+inline void store_u64(uint8_t* p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+inline int floor_log2(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
+inline int min_int(int a, int b) { return a < b ? a : b; }
+inline int max_int(int a, int b) { return a > b ? a : b; }
+
+// Bits [bit, bit + 57) or more of a stream of `nbytes` bytes, LSB first; bits past the end read as zero.
+inline uint64_t bits_at(const uint8_t* src, size_t nbytes, uint64_t bit) {
+  const size_t byte = static_cast<size_t>(bit >> 3);
+  uint64_t word = 0;
+  if (byte + 8 <= nbytes) {
+    word = load_u64(src + byte);
+  } else if (byte < nbytes) {
+    __builtin_memcpy(&word, src + byte, nbytes - byte);
+  }
+  return word >> (bit & 7);
+}
+
+// Bits of a chunk coded with parameter k; branch-free 32-bit arithmetic so the compiler vectorizes it.
+inline uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
+  uint32_t cost = 0;
+  for (uint32_t i = 0; i < len; ++i) {
+    const uint32_t q = gaps[i] >> k;
+    cost += q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
+  }
+  return cost;
+}
+
+// Rice-codes the gaps of idx[0..count), whole chunks of kChunkGaps except possibly the last of the
+// section, at byte w->flushed of `stream`, which has room for ceil(count / kChunkGaps) * kChunkRoom
+// bytes from there. Candidates are floor(log2) of the mean gap and of the mean without the largest
+// gap, each +-1: a geometric gap's best k is floor(log2 mean) or the one below, and one huge gap (a
+// frozen layer, a zero region) would otherwise drag k up for the whole chunk although the escape
+// code already covers it.
+inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, PositionWriter* w) {
+  // The writer's state lives in locals: stores through a byte pointer may alias any object in
+  // memory, and a writer object would be reloaded after each of them.
+  uint64_t acc = w->acc;
+  unsigned filled = w->filled;
+  uint64_t flushed = w->flushed;
+  uint64_t total_bits = w->total_bits;
+  uint32_t prev_plus_one = w->prev_plus_one;
+  auto put = [&](uint64_t value, unsigned bits) {  // value < 2^bits, bits <= 56
+    acc |= value << filled;
+    filled += bits;
+    store_u64(stream + flushed, acc);
+    const unsigned whole_bytes = filled >> 3;
+    flushed += whole_bytes;
+    acc >>= 8 * whole_bytes;  // filled <= 63, so at most 56
+    filled &= 7;
+  };
+  uint32_t gaps[kChunkGaps];
+  for (uint64_t start = 0; start < count; start += kChunkGaps) {
+    const uint32_t len = static_cast<uint32_t>(count - start < kChunkGaps ? count - start : kChunkGaps);
+    uint64_t sum = 0;
+    uint32_t largest = 0;
+    for (uint32_t i = 0; i < len; ++i) {
+      gaps[i] = idx[start + i] - prev_plus_one;
+      prev_plus_one = idx[start + i] + 1;
+      sum += gaps[i];
+      largest = gaps[i] > largest ? gaps[i] : largest;
+    }
+    const int from_mean = floor_log2(sum / len);
+    const int from_rest = len > 1 ? floor_log2((sum - largest) / (len - 1)) : from_mean;
+    unsigned k = 0;
+    uint32_t best_cost = 0xFFFFFFFFu;
+    for (int candidate = max_int(0, min_int(from_mean, from_rest) - 1);
+         candidate <= min_int(31, max_int(from_mean, from_rest) + 1); ++candidate) {
+      const uint32_t cost = chunk_cost(gaps, len, unsigned(candidate));
+      if (cost < best_cost) {
+        best_cost = cost;
+        k = unsigned(candidate);
+      }
+    }
+    total_bits += kRiceParamBits + best_cost;
+
+    put(k, kRiceParamBits);
+    const uint64_t low_mask = (uint64_t(1) << k) - 1;
+    for (uint32_t i = 0; i < len; ++i) {
+      const uint32_t gap = gaps[i];
+      const uint32_t q = gap >> k;
+      if (q < kEscapeOnes) {
+        // q ones, a zero, then the low k bits: at most 24 + 1 + 31 = 56 bits in one store
+        put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);
+      } else {
+        put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
+        put(gap, kEscapeRawBits);
+      }
+    }
+  }
+  *w = PositionWriter{acc, filled, flushed, total_bits, prev_plus_one};
+}
+
+// Fills idx[0..count) with the positions of a section of `nbytes` bytes, or says why it cannot;
+// never reads outside [src, src + nbytes).
+//
+// A chunk whose every possible code lies well inside the section (all but the last kilobyte or so)
+// takes the fast path: the bit buffer is refilled without a branch (F. Giesen's "variant 4": load 8
+// bytes, insert them above the bits still held, advance by whole bytes), so it holds >= 56 bits, a
+// whole code. A refill's load address depends on the state one refill earlier; decoding up to three
+// codes per refill (the second and third only when they lie wholly within the bits held) takes the
+// load's latency off the chain from one code to the next, which is then a count of trailing zeros, an
+// add and a shift. A conditional refill ("fewer than 56 bits left?") is a coin flip at 11 % density
+// and was mispredicted on half of all codes. The chunk at the end of the section, where an 8-byte
+// load could leave it, takes the careful path, which zero-extends the stream past its end.
+inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
+  PositionRead result;
+  uint64_t pos = 0;  // bits consumed
+  const uint64_t section_bits = uint64_t(nbytes) * 8;
+  uint64_t next = 0;  // smallest index the next position may take
+  for (uint64_t start = 0; start < count; start += kChunkGaps) {
+    const uint64_t len = count - start < kChunkGaps ? count - start : kChunkGaps;
+    uint32_t* out = idx + start;
+    // Stores the position `gap` after the previous one; false when it lies outside the tensor.
+    auto emit = [&](uint64_t gap, uint64_t i) {
+      const uint64_t position = next + gap;
+      out[i] = static_cast<uint32_t>(position);
+      next = position + 1;
+      if (position < numel) return true;
+      result.status = PositionRead::kOutOfRange;
+      result.position = position;
+      return false;
+    };
+    // Bytes the fast path may load: every refill reads [8 * consumed_bits / 8 + 7 + 8) at most, and a
+    // chunk consumes at most 5 + 56 * len bits.
+    const uint64_t fast_end_byte = (pos + kRiceParamBits + (kEscapeOnes + kEscapeRawBits) * len + 63) / 8 + 8;
+    if (fast_end_byte <= nbytes) {
+      // `inv` holds the stream bits inverted, so a code's run of ones is a count of trailing zeros
+      // without a NOT on the chain (the loaded word is inverted off the chain).
+      const uint8_t* ptr = src + (pos >> 3);
+      uint64_t inv = 0;
+      unsigned held = 0;  // bits of inv that are stream bits; the ones above are stream bits or zero
+      auto refill = [&] {
+        inv |= ~load_u64(ptr) << held;
+        ptr += (63 - held) >> 3;
+        held |= 56;
+      };
+      refill();
+      inv >>= (pos & 7);
+      held -= static_cast<unsigned>(pos & 7);
+      refill();
+      const unsigned k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
+      inv >>= kRiceParamBits;
+      held -= kRiceParamBits;
+      const uint64_t low_mask = (uint64_t(1) << k) - 1;
+      const unsigned k_plus_one = k + 1;
+      uint64_t i = 0;
+      while (i < len) {
+        refill();
+        // Bit 63 caps the count (no code reaches it: every code ends by bit 55) and keeps the
+        // argument nonzero, which a stream of 56 or more one-bits would not.
+        const unsigned ones = static_cast<unsigned>(__builtin_ctzll(inv | (uint64_t(1) << 63)));
+        if (ones >= kEscapeOnes) {
+          inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
+          held -= kEscapeOnes;
+          const uint64_t gap = ~inv & 0xFFFFFFFFu;
+          inv >>= kEscapeRawBits;
+          held -= kEscapeRawBits;
+          if (!emit(gap, i++)) return result;
+          continue;
+        }
+        if (!emit((uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask), i++)) return result;
+        inv >>= ones + k_plus_one;
+        held -= ones + k_plus_one;
+        // Above the bits held inv is zero, which reads as a run of ones and fails the test.
+        for (int extra = 0; extra < 2 && i < len; ++extra) {
+          const unsigned more = static_cast<unsigned>(__builtin_ctzll(inv | (uint64_t(1) << 63)));
+          if (more >= kEscapeOnes || more + k_plus_one > held) break;
+          if (!emit((uint64_t(more) << k) | (~(inv >> (more + 1)) & low_mask), i++)) return result;
+          inv >>= more + k_plus_one;
+          held -= more + k_plus_one;
+        }
+      }
+      pos = uint64_t(ptr - src) * 8 - held;
+      continue;
+    }
+
+    // Careful path: the bits ahead in a register, refilled when fewer than a whole code remain.
+    uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
+    unsigned available = 0;
+    auto refill = [&] {  // afterwards available >= 57
+      ahead = bits_at(src, nbytes, pos);
+      available = 64 - static_cast<unsigned>(pos & 7);
+    };
+    auto consume = [&](unsigned bits) {  // bits <= available <= 64, and bits < 64
+      ahead >>= bits;
+      available -= bits;
+      pos += bits;
+    };
+    refill();
+    const unsigned k = static_cast<unsigned>(ahead & ((1u << kRiceParamBits) - 1));
+    consume(kRiceParamBits);
+    const uint64_t low_mask = (uint64_t(1) << k) - 1;
+    for (uint64_t i = 0; i < len; ++i) {
+      if (available < kEscapeOnes + 1 + 31) refill();  // a whole normal code is in view
+      const unsigned ones = ~ahead ? static_cast<unsigned>(__builtin_ctzll(~ahead)) : 64u;
+      uint64_t gap;
+      if (ones >= kEscapeOnes) {
+        consume(kEscapeOnes);
+        if (available < kEscapeRawBits) refill();
+        gap = ahead & 0xFFFFFFFFu;
+        consume(kEscapeRawBits);
+      } else {
+        gap = (uint64_t(ones) << k) | ((ahead >> (ones + 1)) & low_mask);
+        consume(ones + 1 + k);
+      }
+      if (!emit(gap, i)) return result;
+    }
+    if (pos > section_bits) break;
+  }
+  if (pos > section_bits) {
+    result.status = PositionRead::kTruncated;
+  } else if ((pos + 7) / 8 != nbytes) {
+    result.status = PositionRead::kTrailingBytes;
+  } else if (pos % 8 && (src[nbytes - 1] >> (pos % 8)) != 0) {
+    result.status = PositionRead::kPaddingNotZero;
+  }
+  return result;
+}
+
+}  // namespace position_code
+}  // namespace
+}  // namespace adlcodec
