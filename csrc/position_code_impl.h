@@ -70,14 +70,15 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
   uint32_t gaps[kChunkGaps];
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint32_t len = static_cast<uint32_t>(count - start < kChunkGaps ? count - start : kChunkGaps);
-    uint64_t sum = 0;
+    // Each gap from the index before it, not from a running "previous": no chain, so it vectorizes.
+    const uint32_t* chunk = idx + start;
+    gaps[0] = chunk[0] - prev_plus_one;
+    for (uint32_t i = 1; i < len; ++i) gaps[i] = chunk[i] - chunk[i - 1] - 1;
+    prev_plus_one = chunk[len - 1] + 1;
+    // The sum of the gaps telescopes: idx[last] + 1 - (first index this chunk could have taken).
+    const uint64_t sum = uint64_t(chunk[len - 1]) + 1 - (uint64_t(chunk[0]) - gaps[0]) - len;
     uint32_t largest = 0;
-    for (uint32_t i = 0; i < len; ++i) {
-      gaps[i] = idx[start + i] - prev_plus_one;
-      prev_plus_one = idx[start + i] + 1;
-      sum += gaps[i];
-      largest = gaps[i] > largest ? gaps[i] : largest;
-    }
+    for (uint32_t i = 0; i < len; ++i) largest = gaps[i] > largest ? gaps[i] : largest;
     const int from_mean = floor_log2(sum / len);
     const int from_rest = len > 1 ? floor_log2((sum - largest) / (len - 1)) : from_mean;
     unsigned k = 0;
