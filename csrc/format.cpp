@@ -328,7 +328,8 @@ std::string count_message(const char* what, const NonFiniteScan& scan) {
 template <int Bits, bool OntoZero>
 class DenseValue {
  public:
-  DenseValue(const uint8_t* values, float scale) : reader_(values, scale), values_(values) {
+  DenseValue(const uint8_t* values, uint64_t values_nbytes, float scale)
+      : reader_(values, scale), values_(values), values_nbytes_(values_nbytes) {
     if constexpr (Bits <= 8) {
       const SentTable<Bits> sent(scale);
       for (uint32_t code = 0; code < (1u << Bits); ++code)
@@ -343,35 +344,53 @@ class DenseValue {
       return OntoZero ? 0.0f + v : v;
     }
   }
+  // Entries first .. first + 7. Bits <= 8: all eight codes from one 8-byte load (8 * Bits bits at a
+  // bit offset below 8, or at 0 for 8 bits), where that load stays inside the section.
+  void group(uint64_t first, float* v) const {
+    if constexpr (Bits <= 8) {
+      const uint64_t bit = first * Bits;
+      if (bit / 8 + 8 <= values_nbytes_) {
+        const uint64_t codes = get_u64(values_ + bit / 8) >> (bit % 8);
+        for (unsigned j = 0; j < 8; ++j) v[j] = table_[(codes >> (j * Bits)) & ((1u << Bits) - 1u)];
+        return;
+      }
+    }
+    for (unsigned j = 0; j < 8; ++j) v[j] = (*this)(first + j);
+  }
 
  private:
   const ValueReader<Bits> reader_;
   const uint8_t* values_;
+  uint64_t values_nbytes_;
   float table_[Bits <= 8 ? (1u << Bits) : 1] = {};
 };
 
 // Zero-fills (unless accumulating) and scatters in L1-sized chunks, so each line of `out` is
 // brought in once instead of once for the fill and again for the scatter. Onto zeros the scatter
-// stores instead of adding: no load of `out` per selected element.
+// stores instead of adding: no load of `out` per selected element. Entries go eight at a time while
+// all eight land in the chunk: one bounds test per group, and their codes from one load.
 template <int Bits>
 void write_dense(const uint32_t* idx, const uint8_t* values, uint64_t count, float scale, float* out, uint64_t numel,
                  bool accumulate) {
+  const uint64_t values_nbytes = value_section_bytes(count, Bits);
   uint64_t next = 0;
+  float v[8];
   if (accumulate) {
-    const DenseValue<Bits, false> value(values, scale);
-    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-      const uint64_t end = std::min(numel, start + kApplyChunkElements);
-      for (; next < count && idx[next] < end; ++next) out[idx[next]] += value(next);
+    const DenseValue<Bits, false> value(values, values_nbytes, scale);
+    for (; next + 8 <= count; next += 8) {
+      value.group(next, v);
+      for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] += v[j];
     }
+    for (; next < count; ++next) out[idx[next]] += value(next);
   } else {
-    const DenseValue<Bits, true> value(values, scale);
+    const DenseValue<Bits, true> value(values, values_nbytes, scale);
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
       std::fill(out + start, out + end, 0.0f);
-      // Eight at a time while all eight land in this chunk: one bounds test per group instead of a
-      // test-and-branch per element, and the group's value codes come from whole bytes.
-      for (; next + 8 <= count && idx[next + 7] < end; next += 8)
-        for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] = value(next + j);
+      for (; next + 8 <= count && idx[next + 7] < end; next += 8) {
+        value.group(next, v);
+        for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] = v[j];
+      }
       for (; next < count && idx[next] < end; ++next) out[idx[next]] = value(next);
     }
   }

@@ -19,6 +19,17 @@ inline uint64_t load_u64(const uint8_t* p) {
 }
 inline void store_u64(uint8_t* p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
 inline int floor_log2(uint64_t x) { return x ? 63 - __builtin_clzll(x) : 0; }
+
+// Trailing zeros of x, at least 63 when x has none below bit 63 (only >= 24, an escape, matters to the
+// callers). BMI1's tzcnt defines tzcnt(0) = 64, so the guard bit, an OR on the decoder's chain from one
+// code to the next, is only needed where the count comes from bsf/rbit+clz.
+inline unsigned trailing_zeros(uint64_t x) {
+#if defined(__BMI__)
+  return static_cast<unsigned>(__builtin_ia32_tzcnt_u64(x));
+#else
+  return static_cast<unsigned>(__builtin_ctzll(x | (uint64_t(1) << 63)));
+#endif
+}
 inline int min_int(int a, int b) { return a < b ? a : b; }
 inline int max_int(int a, int b) { return a > b ? a : b; }
 
@@ -110,6 +121,70 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
   *w = PositionWriter{acc, filled, flushed, total_bits, prev_plus_one};
 }
 
+// The fast path of decode() for one chunk whose every possible code lies inside the section (see there).
+// Checks the range once, at the end: positions only grow, so the chunk is in range iff its last
+// position is. Returns false (leaving pos and next as they were) when it is not.
+inline bool decode_chunk_fast(const uint8_t* src, uint64_t& pos, uint64_t len, uint64_t numel, uint64_t& next,
+                              uint32_t* out) {
+  // `inv` holds the stream bits inverted, so a code's run of ones is a count of trailing zeros
+  // without a NOT on the chain (the loaded word is inverted off the chain).
+  const uint8_t* ptr = src + (pos >> 3);
+  uint64_t inv = 0;
+  unsigned held = 0;  // bits of inv that are stream bits; above them inv is zero
+  auto refill = [&] {
+    inv |= ~load_u64(ptr) << held;
+    ptr += (63 - held) >> 3;
+    held |= 56;
+  };
+  refill();
+  inv >>= (pos & 7);
+  held -= static_cast<unsigned>(pos & 7);
+  refill();
+  const unsigned k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
+  inv >>= kRiceParamBits;
+  held -= kRiceParamBits;
+  const uint64_t low_mask = (uint64_t(1) << k) - 1;
+  const unsigned k_plus_one = k + 1;
+  uint64_t at = next;  // the smallest index the next position may take
+  uint64_t i = 0;
+  while (i < len) {
+    refill();
+    // Every code ends by bit 55, so a count of 56 or more can only be an escape's 24 ones.
+    const unsigned ones = trailing_zeros(inv);
+    uint64_t gap;
+    if (ones >= kEscapeOnes) {
+      inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
+      held -= kEscapeOnes;
+      gap = ~inv & 0xFFFFFFFFu;
+      inv >>= kEscapeRawBits;
+      held -= kEscapeRawBits;
+      at += gap;
+      out[i++] = static_cast<uint32_t>(at++);
+      continue;
+    }
+    gap = (uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask);
+    inv >>= ones + k_plus_one;
+    held -= ones + k_plus_one;
+    at += gap;
+    out[i++] = static_cast<uint32_t>(at++);
+    // Up to two more normal codes while they lie wholly within the bits held (above those inv is
+    // zero, which reads as a run of ones and fails the test).
+    for (int extra = 0; extra < 2 && i < len; ++extra) {
+      const unsigned more = trailing_zeros(inv);
+      if (more >= kEscapeOnes || more + k_plus_one > held) break;
+      gap = (uint64_t(more) << k) | (~(inv >> (more + 1)) & low_mask);
+      inv >>= more + k_plus_one;
+      held -= more + k_plus_one;
+      at += gap;
+      out[i++] = static_cast<uint32_t>(at++);
+    }
+  }
+  if (at > numel) return false;
+  next = at;
+  pos = uint64_t(ptr - src) * 8 - held;
+  return true;
+}
+
 // Fills idx[0..count) with the positions of a section of `nbytes` bytes, or says why it cannot;
 // never reads outside [src, src + nbytes).
 //
@@ -143,58 +218,10 @@ inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, ui
     // Bytes the fast path may load: every refill reads [8 * consumed_bits / 8 + 7 + 8) at most, and a
     // chunk consumes at most 5 + 56 * len bits.
     const uint64_t fast_end_byte = (pos + kRiceParamBits + (kEscapeOnes + kEscapeRawBits) * len + 63) / 8 + 8;
-    if (fast_end_byte <= nbytes) {
-      // `inv` holds the stream bits inverted, so a code's run of ones is a count of trailing zeros
-      // without a NOT on the chain (the loaded word is inverted off the chain).
-      const uint8_t* ptr = src + (pos >> 3);
-      uint64_t inv = 0;
-      unsigned held = 0;  // bits of inv that are stream bits; the ones above are stream bits or zero
-      auto refill = [&] {
-        inv |= ~load_u64(ptr) << held;
-        ptr += (63 - held) >> 3;
-        held |= 56;
-      };
-      refill();
-      inv >>= (pos & 7);
-      held -= static_cast<unsigned>(pos & 7);
-      refill();
-      const unsigned k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
-      inv >>= kRiceParamBits;
-      held -= kRiceParamBits;
-      const uint64_t low_mask = (uint64_t(1) << k) - 1;
-      const unsigned k_plus_one = k + 1;
-      uint64_t i = 0;
-      while (i < len) {
-        refill();
-        // Bit 63 caps the count (no code reaches it: every code ends by bit 55) and keeps the
-        // argument nonzero, which a stream of 56 or more one-bits would not.
-        const unsigned ones = static_cast<unsigned>(__builtin_ctzll(inv | (uint64_t(1) << 63)));
-        if (ones >= kEscapeOnes) {
-          inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
-          held -= kEscapeOnes;
-          const uint64_t gap = ~inv & 0xFFFFFFFFu;
-          inv >>= kEscapeRawBits;
-          held -= kEscapeRawBits;
-          if (!emit(gap, i++)) return result;
-          continue;
-        }
-        if (!emit((uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask), i++)) return result;
-        inv >>= ones + k_plus_one;
-        held -= ones + k_plus_one;
-        // Above the bits held inv is zero, which reads as a run of ones and fails the test.
-        for (int extra = 0; extra < 2 && i < len; ++extra) {
-          const unsigned more = static_cast<unsigned>(__builtin_ctzll(inv | (uint64_t(1) << 63)));
-          if (more >= kEscapeOnes || more + k_plus_one > held) break;
-          if (!emit((uint64_t(more) << k) | (~(inv >> (more + 1)) & low_mask), i++)) return result;
-          inv >>= more + k_plus_one;
-          held -= more + k_plus_one;
-        }
-      }
-      pos = uint64_t(ptr - src) * 8 - held;
-      continue;
-    }
+    if (fast_end_byte <= nbytes && decode_chunk_fast(src, pos, len, numel, next, out)) continue;
 
-    // Careful path: the bits ahead in a register, refilled when fewer than a whole code remain.
+    // Careful path: the bits ahead in a register, refilled when fewer than a whole code remain. It
+    // also re-reads a chunk the fast path found out of range, to name the first offending position.
     uint64_t ahead = 0;  // stream bits [pos, pos + available), LSB first; zeros past the end of the section
     unsigned available = 0;
     auto refill = [&] {  // afterwards available >= 57
