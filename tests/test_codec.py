@@ -133,6 +133,29 @@ def test_out_and_accumulate(rng):
     np.testing.assert_array_equal(out, np.float32(1) + dense + dense)
 
 
+@pytest.mark.parametrize("bits", [1, 32])
+def test_large_outputs_decode_like_small_ones(bits):
+    """From 2^24 elements the dense output is assembled per chunk and written with streaming stores
+    (when `out` is 16-byte aligned): it must hold exactly what an unaligned `out` (the in-place path)
+    and accumulating onto zeros give, garbage in `out` included."""
+    n = 1 << 24
+    rng = np.random.default_rng(3)
+    grad = np.zeros(n, np.float32)
+    hot = rng.choice(n, 20000, replace=False)
+    grad[hot] = rng.standard_normal(hot.size, dtype=np.float32)
+    grad[-3:] = [1.0, -2.0, 3.0]  # the last chunk, and the very last element
+    payload = adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=50, bits=bits)
+    streamed = np.full(n, np.nan, np.float32)
+    assert streamed.ctypes.data % 16 == 0
+    adlcodec.decompress(payload, streamed)
+    unaligned = np.full(n + 1, np.nan, np.float32)[1:]
+    adlcodec.decompress(payload, unaligned)
+    accumulated = np.zeros(n, np.float32)
+    adlcodec.decompress(payload, accumulated, accumulate=True)
+    assert streamed.tobytes() == unaligned.tobytes() == accumulated.tobytes()
+    assert np.count_nonzero(streamed) == adlcodec.inspect(payload)["selected"] > 0
+
+
 def test_torch_tensors_are_used_without_copies(rng):
     torch = pytest.importorskip("torch")
     grad = torch.randn(3000)
