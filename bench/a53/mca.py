@@ -9,8 +9,13 @@ no new bin maximum, no element selected, no bit-buffer flush), or a named path (
 llvm-mca then runs that straight-line path for 1000 iterations; Total Cycles / Iterations / elements
 per iteration is the figure. Branches are issued but never mispredict in the model.
 
+Code that lives in a header (the position coders of csrc/position_code_impl.h, which each kernel file
+includes so every target has its own copy) is measured in the translation unit that includes it; its
+anchor is matched against the .loc lines that name the header.
+
 Run through scripts/aarch64.sh mca; writes bench/a53/results.json, bench/a53/RESULTS.md and the
-measured instruction sequences in bench/a53/loops/.
+measured instruction sequences in bench/a53/loops/. `--check --out DIR` writes them to DIR instead and
+fails unless every loop was found with plausible figures (tests/test_a53_mca.py runs it).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ SELECTION_RATES = (0.01, 0.02, 0.05, 0.10)  # the issue's 1-10 % range
 @dataclass
 class Loop:
     name: str
-    source: str
+    source: str  # the file the anchor is in
     anchor: str  # text of a source line inside the loop body
     stage: str  # encode-dense | encode-selected | decode
     kernel: str  # neon | scalar (GCC -O3 auto-vectorization) | shared
@@ -50,6 +55,13 @@ class Loop:
     exclude: list[str] = field(default_factory=list)  # source lines (same file) the path must avoid
     function: str | None = None  # only functions whose (mangled) name contains this, e.g. one instantiation
     note: str = ""
+    unit: str | None = None  # the .cpp compiled for it when the anchor's file is a header; default: source
+    count_insn: str | None = None  # elements per iteration = instructions of the path matching this
+    via: str | None = None  # a source line (same file) the path must pass, like require_insn
+
+    @property
+    def compiled(self) -> str:
+        return self.unit or self.source
 
 
 SELECT_STORE = r"^str\s+w\d+, \[x\d+\], 4$"  # *indices++ = ...: the path of a selected element
@@ -61,6 +73,15 @@ SCALAR_COMPARE = "all_finite &= std::fabs(H) <= 3.40282347e+38f;"
 # ValueWriter::put's other bit widths, excluded to measure the 1-bit path.
 NOT_ONE_BIT = ["put_u16(dst_, h);", "put_u32(dst_, float_bits(G));",
                "const uint32_t m = nearest_level(std::fabs(G), scale_, Bits);"]
+
+POSITIONS = "csrc/position_code_impl.h"  # #included by each kernel file
+NEON_UNIT = "csrc/kernel_neon.cpp"
+ENCODE_POSITIONS = "position_code6encode"
+DECODE_POSITIONS = "position_code6decode"
+# Only the escape's second put: GCC computes the first one's value in the common block, speculatively.
+RICE_ESCAPE_PUTS = ["put(gap, kEscapeRawBits);"]
+RICE_ESCAPE_READ = ["inv >>= kEscapeOnes;"]
+POSITION_STORE = r"^str\s+w\d+, \[x\d+"  # out[i++] = at: one per decoded code
 
 LOOPS = [
     # Pass 1 (reads only): per bin, loop 1 finds max |G|, loop 2 selects and checks finiteness.
@@ -82,27 +103,46 @@ LOOPS = [
          "encode-selected", "scalar", require_insn=SELECT_STORE),
     Loop("accumulate (r += g)", "csrc/kernel_scalar.cpp",
          "for (uint64_t i = 0; i < n; ++i) residual[i] = residual[i] + grad[i];", "encode-dense", "scalar"),
-    # Shared scalar code in format.cpp, per selected element.
-    Loop("position gaps (plan_positions)", "csrc/format.cpp", "gaps[i] = idx[start + i] - prev_plus_one;",
-         "encode-selected", "shared", elements=1),
-    Loop("Rice cost for one parameter (chunk_cost)", "csrc/format.cpp",
+    # Per selected element, shared by the kernels: the position coders (compiled into each kernel file;
+    # measured in the NEON one, as the wheel runs them) and format.cpp's value coding and decode scatter.
+    Loop("position gaps (position_code::encode)", POSITIONS, "gaps[i] = chunk[i] - chunk[i - 1] - 1;",
+         "encode-selected", "shared", load_bytes=8, unit=NEON_UNIT, function=ENCODE_POSITIONS),
+    Loop("largest gap (position_code::encode)", POSITIONS, "largest = gaps[i] > largest ? gaps[i] : largest;",
+         "encode-selected", "shared", load_bytes=4, unit=NEON_UNIT, function=ENCODE_POSITIONS),
+    Loop("Rice cost for one parameter (chunk_cost)", POSITIONS,
          "cost += q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;", "encode-selected", "shared",
-         load_bytes=4, note="run for 3 to 4 candidate parameters per chunk of 128 gaps"),
-    Loop("Rice encode (write_positions)", "csrc/format.cpp", "out.put(unary | (low << (q + 1)), q + 1 + k);",
-         "encode-selected", "shared", elements=1),
-    Loop("1-bit scale: sum of |G| in double (selection_scale)", "csrc/format.cpp",
-         "sum += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared", elements=1),
-    Loop("1-bit code + error feedback (ValueWriter::put)", "csrc/format.cpp",
-         "stream_.put(code, unsigned(Bits));", "encode-selected", "shared", elements=1,
-         exclude=NOT_ONE_BIT),
-    Loop("Rice decode (read_positions)", "csrc/format.cpp", "in.skip(ones + 1 + k);", "decode", "shared",
-         elements=1),
-    Loop("1-bit scatter-add (decode)", "csrc/format.cpp",
-         "for (; next < count && idx[next] < end; ++next) out[idx[next]] += value(next);", "decode", "shared",
-         elements=1, require_insn=SCATTER_STORE, function="write_denseILi1E"),
-    Loop("2-bit scatter-add (decode)", "csrc/format.cpp",
-         "for (; next < count && idx[next] < end; ++next) out[idx[next]] += value(next);", "decode", "shared",
-         elements=1, require_insn=SCATTER_STORE, function="write_denseILi2E"),
+         load_bytes=4, unit=NEON_UNIT, function=ENCODE_POSITIONS,
+         note="run once per candidate parameter, 3 or 4 per chunk of 128 gaps"),
+    Loop("Rice encode (put in position_code::encode)", POSITIONS,
+         "put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);", "encode-selected",
+         "shared", elements=1, unit=NEON_UNIT, function=ENCODE_POSITIONS, exclude=RICE_ESCAPE_PUTS),
+    Loop("1-bit scale: four partial sums of |G| in double (selection_scale)", "csrc/format.cpp",
+         "p0 += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared",
+         load_bytes=4),
+    Loop("1-bit code + error feedback (update_residual<1>)", "csrc/format.cpp",
+         "residual[idx[next]] = G[next] - sent.value[code];", "encode-selected", "shared", elements=1,
+         function="update_residualILi1E", exclude=["put_u64(values, pack);"],
+         note="without the store of every 64th code's packed word"),
+    # decode_chunk_fast: a refill, then the first code, then up to two more while they lie within the
+    # bits held. Codes at 1-10 % selection are 4-10 bits and a refill leaves >= 51 bits after the
+    # first, so all three are decoded on every refill but the last of a chunk of 128 (and escapes).
+    Loop("Rice decode, refill + 3 codes (typical, decode_chunk_fast)", POSITIONS,
+         "const unsigned ones = trailing_zeros(inv);", "decode", "shared", unit=NEON_UNIT,
+         function=DECODE_POSITIONS, exclude=RICE_ESCAPE_READ, via="out[i++] = static_cast<uint32_t>(at++);",
+         count_insn=POSITION_STORE, note="per code: first code after a refill and two without one, 1:2"),
+    Loop("Rice decode, refill + 1 code (decode_chunk_fast)", POSITIONS,
+         "const unsigned ones = trailing_zeros(inv);", "decode", "shared", unit=NEON_UNIT,
+         function=DECODE_POSITIONS, exclude=RICE_ESCAPE_READ, count_insn=POSITION_STORE,
+         note="the third extra-code test fails: only at escapes and chunk ends"),
+    Loop("1-bit decode scatter (grouped, onto zeros)", "csrc/format.cpp",
+         "for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] = v[j];", "decode", "shared", elements=8,
+         function="write_denseILi1E"),
+    Loop("2-bit decode scatter (grouped, onto zeros)", "csrc/format.cpp",
+         "for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] = v[j];", "decode", "shared", elements=8,
+         function="write_denseILi2E"),
+    Loop("1-bit decode scatter-add (grouped, accumulate=True)", "csrc/format.cpp",
+         "for (unsigned j = 0; j < 8; ++j) out[idx[next + j]] += v[j];", "decode", "shared", elements=8,
+         function="write_denseILi1E"),
 ]
 
 CONDITIONS = "eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le"
@@ -119,10 +159,19 @@ class Block:
     falls_through: bool = True
 
 
+class LoopNotFound(Exception):
+    """LOOPS names code that is no longer there: update the loop's anchor after editing the source."""
+
+
 def compile_asm(source: str, workdir: Path) -> Path:
     out = workdir / (Path(source).stem + ".s")
     subprocess.run([CXX, *CXXFLAGS, "-S", source, "-o", str(out)], cwd=REPO, check=True)
     return out
+
+
+def same_file(asm_path: str, source: str) -> bool:
+    # .file paths are relative to the compiler's working directory, which is REPO.
+    return (REPO / asm_path).resolve() == (REPO / source).resolve()
 
 
 def parse(asm_path: Path):
@@ -134,7 +183,7 @@ def parse(asm_path: Path):
         line = raw.strip()
         m = re.match(r'\.file\s+(\d+)\s+"([^"]+)"(?:\s+"([^"]+)")?', line)
         if m:
-            files[int(m.group(1))] = m.group(3) or m.group(2)
+            files[int(m.group(1))] = str(Path(m.group(2)) / m.group(3)) if m.group(3) else m.group(2)
             continue
         m = re.match(r"\.type\s+([\w.$]+),\s*%function", line)
         if m:
@@ -239,7 +288,7 @@ def source_line_numbers(source: str, anchor: str) -> list[int]:
     text = (REPO / source).read_text().splitlines()
     found = [n + 1 for n, line in enumerate(text) if anchor in line]
     if not found:
-        sys.exit(f"mca.py: anchor not found in {source}: {anchor!r} (update LOOPS after editing the loop)")
+        raise LoopNotFound(f"anchor not found in {source}: {anchor!r} (update LOOPS after editing the loop)")
     return found
 
 
@@ -250,11 +299,15 @@ def find_path(functions, files, loop: Loop) -> tuple[str, list[str], int]:
     a vectorized loop also its scalar epilogue. The one with the fewest instructions per element wins,
     which is the vector body where there is one.
     """
-    numbers = [n for n, path in files.items() if path.endswith(loop.source) or loop.source.endswith(path)]
+    # A header's lines carry its own .file number in every unit that includes it.
+    numbers = [n for n, path in files.items() if same_file(path, loop.source)]
+    if not numbers:
+        raise LoopNotFound(f"{loop.compiled} has no code from {loop.source}")
     def lines_of(text):
         return {(f, n) for f in numbers for n in source_line_numbers(loop.source, text)}
     anchor_lines = lines_of(loop.anchor)
     excluded_lines = set().union(*(lines_of(text) for text in loop.exclude)) if loop.exclude else set()
+    via_lines = lines_of(loop.via) if loop.via else set()
     best = None
     for fname, blocks in functions.items():
         if loop.function and loop.function not in fname:
@@ -264,6 +317,8 @@ def find_path(functions, files, loop: Loop) -> tuple[str, list[str], int]:
         required = [None]
         if loop.require_insn:
             required = [i for i, b in enumerate(blocks) if any(re.match(loop.require_insn, s) for s in b.insns)]
+        elif loop.via:
+            required = [i for i, b in enumerate(blocks) if b.lines & via_lines and i not in banned]
         for a in anchors:
             for r in required:
                 cycle = shortest_cycle(blocks, a, r, banned)
@@ -277,13 +332,15 @@ def find_path(functions, files, loop: Loop) -> tuple[str, list[str], int]:
                 if best is None or key < best[0]:
                     best = (key, fname, insns, elements)
     if best is None:
-        sys.exit(f"mca.py: no loop through {loop.source}: {loop.anchor!r}")
+        raise LoopNotFound(f"no loop through {loop.source} in {loop.compiled}: {loop.anchor!r}")
     return best[1], best[2], best[3]
 
 
 def elements_per_iteration(loop: Loop, insns: list[str]) -> int:
     if loop.elements is not None:
         return loop.elements
+    if loop.count_insn:
+        return sum(1 for s in insns if re.match(loop.count_insn, s))
     loaded = bytes_loaded(insns)
     return loaded // loop.load_bytes if loaded % loop.load_bytes == 0 else 0
 
@@ -324,38 +381,75 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--selection-rate", type=float, default=DEFAULT_SELECTION_RATE)
     parser.add_argument("--workdir", type=Path, default=REPO / ".cache" / "aarch64" / "mca")
+    parser.add_argument("--out", type=Path, default=OUT, help="where results.json, RESULTS.md, loops/ go")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless every loop is found and its figures are plausible")
     args = parser.parse_args()
+    out = args.out
     args.workdir.mkdir(parents=True, exist_ok=True)
-    (OUT / "loops").mkdir(parents=True, exist_ok=True)
-    for old in (OUT / "loops").glob("*.s"):
+    (out / "loops").mkdir(parents=True, exist_ok=True)
+    for old in (out / "loops").glob("*.s"):
         old.unlink()
 
-    parsed = {src: parse(compile_asm(src, args.workdir)) for src in sorted({loop.source for loop in LOOPS})}
-    results = []
+    parsed = {unit: parse(compile_asm(unit, args.workdir)) for unit in sorted({loop.compiled for loop in LOOPS})}
+    results, errors = [], []
     for loop in LOOPS:
-        functions, files = parsed[loop.source]
-        function, insns, elements = find_path(functions, files, loop)
+        functions, files = parsed[loop.compiled]
+        try:
+            function, insns, elements = find_path(functions, files, loop)
+        except LoopNotFound as e:
+            # Every stale loop is reported, not just the first.
+            errors.append(f"{loop.kernel} {loop.name}: {e}")
+            print(f"mca.py: {errors[-1]}", file=sys.stderr)
+            continue
         mca = run_mca(insns)
         slug = re.sub(r"[^a-z0-9]+", "_", f"{loop.kernel} {loop.name}".lower()).strip("_")
-        (OUT / "loops" / f"{slug}.s").write_text(
-            f"// {loop.source}: {loop.anchor}\n// function {function}; {elements} element(s) per iteration\n"
+        unit = f" (compiled in {loop.unit})" if loop.unit else ""
+        (out / "loops" / f"{slug}.s").write_text(
+            f"// {loop.source}{unit}: {loop.anchor}\n// function {function}; {elements} element(s) per iteration\n"
             + "\n".join(insns) + "\n")
         results.append({
             "loop": loop.name, "kernel": loop.kernel, "stage": loop.stage, "source": loop.source,
-            "function": function, "instructions": len(insns), "elements_per_iteration": elements,
+            "unit": loop.compiled, "function": function, "instructions": len(insns),
+            "elements_per_iteration": elements,
             "cycles_per_iteration": round(mca["cycles_per_iteration"], 3),
             "cycles_per_element": round(mca["cycles_per_iteration"] / elements, 3), "ipc": mca["ipc"],
             "note": loop.note, "asm": f"bench/a53/loops/{slug}.s",
         })
-        print(f"{loop.kernel:7s} {loop.name:60s} {results[-1]['cycles_per_element']:7.3f} c/elem "
+        print(f"{loop.kernel:7s} {loop.name:66s} {results[-1]['cycles_per_element']:7.3f} c/elem "
               f"({elements}/iter, {len(insns)} insns, IPC {mca['ipc']})")
+    if errors:
+        sys.exit(f"mca.py: {len(errors)} of {len(LOOPS)} loops not found")
 
     summary = summarize(results, args.selection_rate)
-    (OUT / "results.json").write_text(json.dumps(
+    (out / "results.json").write_text(json.dumps(
         {"model": " ".join(MCA), "compiler": compiler_version(), "cxxflags": CXXFLAGS,
          "selection_rate": args.selection_rate, "summary": summary, "loops": results}, indent=2) + "\n")
-    (OUT / "RESULTS.md").write_text(markdown(results, summary, args.selection_rate))
+    (out / "RESULTS.md").write_text(markdown(results, summary, args.selection_rate))
     print(json.dumps(summary, indent=2))
+    if args.check:
+        problems = check(results, summary)
+        for problem in problems:
+            print(f"mca.py --check: {problem}", file=sys.stderr)
+        if problems:
+            sys.exit(1)
+
+
+def check(results, summary) -> list[str]:
+    """What makes the figures implausible: a loop measured as free or absurd, NEON no faster than GCC."""
+    problems = []
+    for r in results:
+        if not 0 < r["cycles_per_element"] < 1000 or r["instructions"] < 2:
+            problems.append(f"{r['kernel']} {r['loop']}: {r['cycles_per_element']} cycles/element "
+                            f"from {r['instructions']} instructions")
+    for prefix in DENSE_LOOPS:
+        neon, scalar = lookup(results, "neon", prefix), lookup(results, "scalar", prefix)
+        if not neon["cycles_per_element"] < scalar["cycles_per_element"]:
+            problems.append(f"NEON {neon['loop']} ({neon['cycles_per_element']}) is not cheaper than GCC's "
+                            f"scalar ({scalar['cycles_per_element']})")
+    if not summary["neon_speedup_over_gcc_o3_scalar"] > 1:
+        problems.append(f"NEON encode pass speed-up {summary['neon_speedup_over_gcc_o3_scalar']}")
+    return problems
 
 
 def compiler_version() -> str:
@@ -368,35 +462,81 @@ def lookup(results, kernel, prefix):
     return matches[0]
 
 
-def summarize(results, p: float) -> dict:
-    """Encode pass per gradient element: scan + select loops 1 and 2, plus per-selected work times p."""
+DENSE_LOOPS = ("analyze loop 1", "analyze loop 2 (add", "accumulate")
+RICE_DECODE_TYPICAL = "Rice decode, refill + 3 codes"
+
+
+def rice_candidates_per_chunk(p: float, chunks: int = 2000) -> float:
+    """How many parameters position_code::encode costs per chunk of 128 gaps, on average.
+
+    Its rule (csrc/position_code_impl.h): floor(log2) of the mean gap and of the mean without the largest,
+    from the smaller - 1 to the larger + 1, clamped to [0, 31]; 3 when the two agree, 4 when the largest
+    gap moves the mean across a power of two. Counted on geometric gaps (independent selection at rate p).
+    """
+    import numpy as np
+
+    gaps = np.random.default_rng(0).geometric(p, size=(chunks, 128)) - 1
+    sums = gaps.sum(axis=1)
+    def floor_log2(x):
+        return np.where(x > 0, np.floor(np.log2(np.maximum(x, 1))), 0).astype(int)
+    from_mean = floor_log2(sums // 128)
+    from_rest = floor_log2((sums - gaps.max(axis=1)) // 127)
+    low = np.maximum(0, np.minimum(from_mean, from_rest) - 1)
+    high = np.minimum(31, np.maximum(from_mean, from_rest) + 1)
+    return float(np.mean(high - low + 1))
+
+
+def per_selected_shared(results, p: float) -> dict:
+    """Cycles the shared code runs per selected element at rate p, term by term (name: (times, cycles))."""
     shared = {r["loop"]: r["cycles_per_element"] for r in results if r["kernel"] == "shared"}
-    per_selected_shared = (
-        shared["position gaps (plan_positions)"]
-        + 4 * shared["Rice cost for one parameter (chunk_cost)"]
-        + shared["Rice encode (write_positions)"]
-        + shared["1-bit scale: sum of |G| in double (selection_scale)"]
-        + shared["1-bit code + error feedback (ValueWriter::put)"]
-    )
-    summary = {}
-    for kernel in ("neon", "scalar"):
-        dense = sum(lookup(results, kernel, name)["cycles_per_element"]
-                    for name in ("analyze loop 1", "analyze loop 2 (add", "accumulate"))
+    return {
+        "position gaps (position_code::encode)": (1, shared["position gaps (position_code::encode)"]),
+        "largest gap (position_code::encode)": (1, shared["largest gap (position_code::encode)"]),
+        "Rice cost for one parameter (chunk_cost)": (
+            round(rice_candidates_per_chunk(p), 3), shared["Rice cost for one parameter (chunk_cost)"]),
+        "Rice encode (put in position_code::encode)": (1, shared["Rice encode (put in position_code::encode)"]),
+        "1-bit scale: four partial sums of |G| in double (selection_scale)": (
+            1, shared["1-bit scale: four partial sums of |G| in double (selection_scale)"]),
+        "1-bit code + error feedback (update_residual<1>)": (
+            1, shared["1-bit code + error feedback (update_residual<1>)"]),
+    }
+
+
+def summarize(results, p: float) -> dict:
+    """Encode pass per gradient element: the kernel's dense loops, plus per-selected work times p."""
+    def shared_sum(rate):
+        return sum(times * cycles for times, cycles in per_selected_shared(results, rate).values())
+
+    def kernel_extra(kernel):
         none = lookup(results, kernel, "analyze loop 2 (add")["cycles_per_iteration"]
         one = lookup(results, kernel, "analyze loop 2, one")["cycles_per_iteration"]
-        per_selected = (one - none) + per_selected_shared
+        return one - none
+
+    dense = {k: sum(lookup(results, k, name)["cycles_per_element"] for name in DENSE_LOOPS)
+             for k in ("neon", "scalar")}
+    summary = {}
+    for kernel in ("neon", "scalar"):
+        per_selected = kernel_extra(kernel) + shared_sum(p)
         summary[kernel] = {
-            "dense_cycles_per_element": round(dense, 3),
+            "dense_cycles_per_element": round(dense[kernel], 3),
+            "kernel_extra_cycles_per_selected_element": round(kernel_extra(kernel), 3),
             "extra_cycles_per_selected_element": round(per_selected, 3),
-            "encode_pass_cycles_per_element": round(dense + p * per_selected, 3),
+            "encode_pass_cycles_per_element": round(dense[kernel] + p * per_selected, 3),
         }
+    summary["shared_per_selected_element"] = {
+        name: {"times": times, "cycles": cycles} for name, (times, cycles) in per_selected_shared(results, p).items()}
+    summary["shared_cycles_per_selected_element"] = round(shared_sum(p), 3)
     summary["encode_pass_by_selection_rate"] = {
-        f"{rate:g}": {kernel: round(summary[kernel]["dense_cycles_per_element"]
-                                    + rate * summary[kernel]["extra_cycles_per_selected_element"], 3)
+        f"{rate:g}": {kernel: round(dense[kernel] + rate * (kernel_extra(kernel) + shared_sum(rate)), 3)
                       for kernel in ("neon", "scalar")}
         for rate in SELECTION_RATES}
+    shared = {r["loop"]: r for r in results if r["kernel"] == "shared"}
+    rice_decode = lookup(results, "shared", RICE_DECODE_TYPICAL)["cycles_per_element"]
+    summary["rice_decode_cycles_per_code"] = rice_decode
     summary["decode_cycles_per_selected_element_1bit"] = round(
-        shared["Rice decode (read_positions)"] + shared["1-bit scatter-add (decode)"], 3)
+        rice_decode + shared["1-bit decode scatter (grouped, onto zeros)"]["cycles_per_element"], 3)
+    summary["decode_cycles_per_selected_element_2bit"] = round(
+        rice_decode + shared["2-bit decode scatter (grouped, onto zeros)"]["cycles_per_element"], 3)
     summary["neon_speedup_over_gcc_o3_scalar"] = round(
         summary["scalar"]["encode_pass_cycles_per_element"] / summary["neon"]["encode_pass_cycles_per_element"], 2)
     return summary
@@ -409,16 +549,35 @@ def markdown(results, summary, p) -> str:
         rows.append(f"| {r['kernel']} | {r['loop']} | {r['stage']} | {r['elements_per_iteration']} | "
                     f"{r['cycles_per_iteration']:.2f} | {r['cycles_per_element']:.3f} | {r['ipc']} |")
     n, s = summary["neon"], summary["scalar"]
+    terms = summary["shared_per_selected_element"]
     return "\n".join([
         "# Cortex-A53 cycles per element (llvm-mca-19 model)",
         "",
         "Generated by `scripts/aarch64.sh mca` (bench/a53/mca.py); the measured instruction sequences are in",
         "bench/a53/loops/. `scalar` is the reference kernel as GCC 12 -O3 -mcpu=cortex-a53 compiles it (the",
-        "wheel's own scalar kernel: GCC vectorizes none of its loops); `shared` is format.cpp, per selected element.",
+        "wheel's own scalar kernel: GCC vectorizes only its accumulate loop); `shared` is per selected element:",
+        "the position coders of csrc/position_code_impl.h (as compiled into kernel_neon.cpp) and format.cpp.",
+        "Rice decode is per code: a refill decodes the first code and then up to two more while they lie in",
+        "the bits held; at 1-10 % selection codes are 4-10 bits, so all three are decoded on every refill but",
+        "the last of a chunk of 128 (and escapes), and a typical code costs the 3-code iteration / 3 (first",
+        "and extra codes weighted 1:2). Cycles/element of loops with vectorized scalar tails are the vector body.",
         "",
         *rows,
         "",
-        f"Encode pass per gradient element at selection rate {p}: dense loops + rate x per-selected work.",
+        f"Per selected element, shared code at selection rate {p} (times run x cycles):",
+        "",
+        "| work | times | cycles | total |",
+        "| --- | ---: | ---: | ---: |",
+        *[f"| {name} | {t['times']} | {t['cycles']:.3f} | {t['times'] * t['cycles']:.3f} |"
+          for name, t in terms.items()],
+        f"| **sum** | | | **{summary['shared_cycles_per_selected_element']}** |",
+        "",
+        "Rice cost runs once per candidate parameter per chunk of 128 gaps (3, or 4 when the largest gap moves",
+        "the mean gap across a power of two; counted on geometric gaps at the selection rate). Not included:",
+        "per-chunk set-up of the position coder (/128) and the store of every 64th packed 1-bit word.",
+        "",
+        f"Encode pass per gradient element at selection rate {p}: dense loops + rate x per-selected work",
+        "(the kernel's extra for a selected element in loop 2 + the shared sum above).",
         "",
         "| kernel | dense loops | extra per selected element | encode pass |",
         "| --- | ---: | ---: | ---: |",
@@ -434,7 +593,9 @@ def markdown(results, summary, p) -> str:
         *[f"| {rate} | {v['neon']} | {v['scalar']} |" for rate, v in summary["encode_pass_by_selection_rate"].items()],
         "",
         f"NEON / GCC-scalar speed-up on the encode pass: {summary['neon_speedup_over_gcc_o3_scalar']}x. "
-        f"Decode (1-bit), per selected element: {summary['decode_cycles_per_selected_element_1bit']} cycles.",
+        f"Decode per selected element: Rice decode {summary['rice_decode_cycles_per_code']} per code + grouped",
+        f"scatter = {summary['decode_cycles_per_selected_element_1bit']} cycles (1-bit), "
+        f"{summary['decode_cycles_per_selected_element_2bit']} (2-bit).",
         "",
     ])
 
