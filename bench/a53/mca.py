@@ -542,11 +542,15 @@ def summarize(results, p: float) -> dict:
     return summary
 
 
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")  # "|G|" would end a table cell
+
+
 def markdown(results, summary, p) -> str:
     rows = ["| kernel | loop | stage | elements/iter | cycles/iter | cycles/element | IPC |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for r in results:
-        rows.append(f"| {r['kernel']} | {r['loop']} | {r['stage']} | {r['elements_per_iteration']} | "
+        rows.append(f"| {r['kernel']} | {cell(r['loop'])} | {r['stage']} | {r['elements_per_iteration']} | "
                     f"{r['cycles_per_iteration']:.2f} | {r['cycles_per_element']:.3f} | {r['ipc']} |")
     n, s = summary["neon"], summary["scalar"]
     terms = summary["shared_per_selected_element"]
@@ -568,7 +572,7 @@ def markdown(results, summary, p) -> str:
         "",
         "| work | times | cycles | total |",
         "| --- | ---: | ---: | ---: |",
-        *[f"| {name} | {t['times']} | {t['cycles']:.3f} | {t['times'] * t['cycles']:.3f} |"
+        *[f"| {cell(name)} | {t['times']} | {t['cycles']:.3f} | {t['times'] * t['cycles']:.3f} |"
           for name, t in terms.items()],
         f"| **sum** | | | **{summary['shared_cycles_per_selected_element']}** |",
         "",
