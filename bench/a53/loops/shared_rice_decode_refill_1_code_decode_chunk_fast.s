@@ -1,0 +1,37 @@
+// csrc/position_code_impl.h (compiled in csrc/kernel_neon.cpp): const unsigned ones = trailing_zeros(inv);
+// function _ZN8adlcodec12_GLOBAL__N_113position_code6decodeEPKhmmmPj; 1 element(s) per iteration
+ldr x18, [x7]
+sub w15, w23, w4
+orr w0, w4, 56
+add x9, x6, 1
+mvn x18, x18
+lsr w15, w15, 3
+add x7, x7, x15
+add x15, x19, x6, lsl 2
+lsl x4, x18, x4
+orr x5, x4, x5
+orr x4, x5, -9223372036854775808
+rbit x4, x4
+clz x4, x4
+cmp w4, 23
+bgt .L203
+add w18, w4, 1
+lsl x30, x4, x2
+add w4, w17, w4
+cmp x20, x9
+lsr x18, x5, x18
+bic x18, x16, x18
+orr x18, x18, x30
+lsr x5, x5, x4
+add x8, x18, x8
+str w8, [x19, x6, lsl 2]
+sub w4, w0, w4
+add x8, x8, 1
+bls .L161
+orr x30, x5, -9223372036854775808
+rbit x30, x30
+clz x30, x30
+cmp w30, 23
+bgt .L164
+mov x6, x9
+b .L165
