@@ -10,6 +10,8 @@ MODE=${1:---all}
 
 apt_packages=(g++ iproute2 openmpi-bin libopenmpi-dev dataset-fashion-mnist)
 if [[ $MODE != --run ]]; then
+  # The cross g++ and llvm-19 (llvm-mca-19) are here, not only in aarch64.sh build: scripts/test.sh runs
+  # pytest, whose tests/test_a53_mca.py needs them, before it builds the aarch64 wheel.
   apt_packages+=(clang libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user-static llvm-19 ninja-build)
 fi
 missing=()
