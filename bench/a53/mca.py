@@ -387,12 +387,9 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out
     args.workdir.mkdir(parents=True, exist_ok=True)
-    (out / "loops").mkdir(parents=True, exist_ok=True)
-    for old in (out / "loops").glob("*.s"):
-        old.unlink()
 
     parsed = {unit: parse(compile_asm(unit, args.workdir)) for unit in sorted({loop.compiled for loop in LOOPS})}
-    results, errors = [], []
+    results, errors, listings = [], [], {}
     for loop in LOOPS:
         functions, files = parsed[loop.compiled]
         try:
@@ -405,7 +402,7 @@ def main() -> None:
         mca = run_mca(insns)
         slug = re.sub(r"[^a-z0-9]+", "_", f"{loop.kernel} {loop.name}".lower()).strip("_")
         unit = f" (compiled in {loop.unit})" if loop.unit else ""
-        (out / "loops" / f"{slug}.s").write_text(
+        listings[f"{slug}.s"] = (
             f"// {loop.source}{unit}: {loop.anchor}\n// function {function}; {elements} element(s) per iteration\n"
             + "\n".join(insns) + "\n")
         results.append({
@@ -420,6 +417,12 @@ def main() -> None:
               f"({elements}/iter, {len(insns)} insns, IPC {mca['ipc']})")
     if errors:
         sys.exit(f"mca.py: {len(errors)} of {len(LOOPS)} loops not found")
+    # Replaced only after every loop was found: a run that stops leaves the previous listings in place.
+    (out / "loops").mkdir(parents=True, exist_ok=True)
+    for old in (out / "loops").glob("*.s"):
+        old.unlink()
+    for name, text in listings.items():
+        (out / "loops" / name).write_text(text)
 
     summary = summarize(results, args.selection_rate)
     (out / "results.json").write_text(json.dumps(
