@@ -55,6 +55,24 @@ inline uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
   return cost;
 }
 
+// chunk_cost for the parameters k0 .. k0 + 3 (k0 + 3 may exceed 31: that cost is not used).
+inline void chunk_costs4(const uint32_t* gaps, uint32_t len, unsigned k0, uint32_t* costs) {
+  uint32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  const unsigned k1 = k0 + 1 < 32 ? k0 + 1 : 31, k2 = k0 + 2 < 32 ? k0 + 2 : 31, k3 = k0 + 3 < 32 ? k0 + 3 : 31;
+  for (uint32_t i = 0; i < len; ++i) {
+    const uint32_t gap = gaps[i];
+    const uint32_t q0 = gap >> k0, q1 = gap >> k1, q2 = gap >> k2, q3 = gap >> k3;
+    c0 += q0 < kEscapeOnes ? q0 + 1 + k0 : kEscapeOnes + kEscapeRawBits;
+    c1 += q1 < kEscapeOnes ? q1 + 1 + k1 : kEscapeOnes + kEscapeRawBits;
+    c2 += q2 < kEscapeOnes ? q2 + 1 + k2 : kEscapeOnes + kEscapeRawBits;
+    c3 += q3 < kEscapeOnes ? q3 + 1 + k3 : kEscapeOnes + kEscapeRawBits;
+  }
+  costs[0] = c0;
+  costs[1] = c1;
+  costs[2] = c2;
+  costs[3] = c3;
+}
+
 // Rice-codes the gaps of idx[0..count), whole chunks of kChunkGaps except possibly the last of the
 // section, at byte w->flushed of `stream`, which has room for ceil(count / kChunkGaps) * kChunkRoom
 // bytes from there. Candidates are floor(log2) of the mean gap and of the mean without the largest
@@ -92,15 +110,23 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
     for (uint32_t i = 0; i < len; ++i) largest = gaps[i] > largest ? gaps[i] : largest;
     const int from_mean = floor_log2(sum / len);
     const int from_rest = len > 1 ? floor_log2((sum - largest) / (len - 1)) : from_mean;
+    const int lowest = max_int(0, min_int(from_mean, from_rest) - 1);
+    const int highest = min_int(31, max_int(from_mean, from_rest) + 1);
     unsigned k = 0;
     uint32_t best_cost = 0xFFFFFFFFu;
-    for (int candidate = max_int(0, min_int(from_mean, from_rest) - 1);
-         candidate <= min_int(31, max_int(from_mean, from_rest) + 1); ++candidate) {
-      const uint32_t cost = chunk_cost(gaps, len, unsigned(candidate));
+    auto consider = [&](uint32_t cost, int candidate) {  // the lowest parameter wins a tie
       if (cost < best_cost) {
         best_cost = cost;
         k = unsigned(candidate);
       }
+    };
+    if (highest - lowest <= 3) {
+      // The usual three or four candidates in one pass over the gaps, not one pass each.
+      uint32_t costs[4];
+      chunk_costs4(gaps, len, unsigned(lowest), costs);
+      for (int c = lowest; c <= highest; ++c) consider(costs[c - lowest], c);
+    } else {
+      for (int c = lowest; c <= highest; ++c) consider(chunk_cost(gaps, len, unsigned(c)), c);
     }
     total_bits += kRiceParamBits + best_cost;
 

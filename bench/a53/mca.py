@@ -109,10 +109,10 @@ LOOPS = [
          "encode-selected", "shared", load_bytes=8, unit=NEON_UNIT, function=ENCODE_POSITIONS),
     Loop("largest gap (position_code::encode)", POSITIONS, "largest = gaps[i] > largest ? gaps[i] : largest;",
          "encode-selected", "shared", load_bytes=4, unit=NEON_UNIT, function=ENCODE_POSITIONS),
-    Loop("Rice cost for one parameter (chunk_cost)", POSITIONS,
-         "cost += q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;", "encode-selected", "shared",
+    Loop("Rice cost of up to four parameters in one pass (chunk_costs4)", POSITIONS,
+         "c0 += q0 < kEscapeOnes ? q0 + 1 + k0 : kEscapeOnes + kEscapeRawBits;", "encode-selected", "shared",
          load_bytes=4, unit=NEON_UNIT, function=ENCODE_POSITIONS,
-         note="run once per candidate parameter, 3 or 4 per chunk of 128 gaps"),
+         note="the 3 or 4 candidate parameters of a chunk of 128 gaps in one pass"),
     Loop("Rice encode (put in position_code::encode)", POSITIONS,
          "put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);", "encode-selected",
          "shared", elements=1, unit=NEON_UNIT, function=ENCODE_POSITIONS, exclude=RICE_ESCAPE_PUTS),
@@ -469,34 +469,14 @@ DENSE_LOOPS = ("analyze loop 1", "analyze loop 2 (add", "accumulate")
 RICE_DECODE_TYPICAL = "Rice decode, refill + 3 codes"
 
 
-def rice_candidates_per_chunk(p: float, chunks: int = 2000) -> float:
-    """How many parameters position_code::encode costs per chunk of 128 gaps, on average.
-
-    Its rule (csrc/position_code_impl.h): floor(log2) of the mean gap and of the mean without the largest,
-    from the smaller - 1 to the larger + 1, clamped to [0, 31]; 3 when the two agree, 4 when the largest
-    gap moves the mean across a power of two. Counted on geometric gaps (independent selection at rate p).
-    """
-    import numpy as np
-
-    gaps = np.random.default_rng(0).geometric(p, size=(chunks, 128)) - 1
-    sums = gaps.sum(axis=1)
-    def floor_log2(x):
-        return np.where(x > 0, np.floor(np.log2(np.maximum(x, 1))), 0).astype(int)
-    from_mean = floor_log2(sums // 128)
-    from_rest = floor_log2((sums - gaps.max(axis=1)) // 127)
-    low = np.maximum(0, np.minimum(from_mean, from_rest) - 1)
-    high = np.minimum(31, np.maximum(from_mean, from_rest) + 1)
-    return float(np.mean(high - low + 1))
-
-
 def per_selected_shared(results, p: float) -> dict:
     """Cycles the shared code runs per selected element at rate p, term by term (name: (times, cycles))."""
     shared = {r["loop"]: r["cycles_per_element"] for r in results if r["kernel"] == "shared"}
     return {
         "position gaps (position_code::encode)": (1, shared["position gaps (position_code::encode)"]),
         "largest gap (position_code::encode)": (1, shared["largest gap (position_code::encode)"]),
-        "Rice cost for one parameter (chunk_cost)": (
-            round(rice_candidates_per_chunk(p), 3), shared["Rice cost for one parameter (chunk_cost)"]),
+        "Rice cost of up to four parameters in one pass (chunk_costs4)": (
+            1, shared["Rice cost of up to four parameters in one pass (chunk_costs4)"]),
         "Rice encode (put in position_code::encode)": (1, shared["Rice encode (put in position_code::encode)"]),
         "1-bit scale: four partial sums of |G| in double (selection_scale)": (
             1, shared["1-bit scale: four partial sums of |G| in double (selection_scale)"]),
@@ -579,8 +559,8 @@ def markdown(results, summary, p) -> str:
           for name, t in terms.items()],
         f"| **sum** | | | **{summary['shared_cycles_per_selected_element']}** |",
         "",
-        "Rice cost runs once per candidate parameter per chunk of 128 gaps (3, or 4 when the largest gap moves",
-        "the mean gap across a power of two; counted on geometric gaps at the selection rate). Not included:",
+        "Rice cost covers a chunk's 3 or 4 candidate parameters in one pass (a chunk whose largest gap spreads",
+        "them wider, which geometric gaps almost never do, runs chunk_cost once per candidate). Not included: ",
         "per-chunk set-up of the position coder (/128) and the store of every 64th packed 1-bit word.",
         "",
         f"Encode pass per gradient element at selection rate {p}: dense loops + rate x per-selected work",
