@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,14 +59,25 @@ py::array_t<uint8_t> to_numpy(adlcodec::Payload&& payload) {
 }
 
 py::array_t<uint8_t> compress(const py::array& grad, py::array& residual, int64_t bin_size, int bits,
-                              bool check_finite) {
+                              bool check_finite, std::optional<py::array> residual_out) {
   require_float32(grad, "grad");
   require_float32(residual, "residual");
-  require_writeable(residual, "residual");
   if (grad.size() != residual.size())
     throw py::value_error("residual has " + std::to_string(residual.size()) + " elements, grad has " +
                           std::to_string(grad.size()));
   if (overlaps(grad, residual)) throw py::value_error("grad and residual must not share memory");
+  py::array& target = residual_out ? *residual_out : residual;
+  if (residual_out) {
+    require_float32(target, "residual_out");
+    if (target.size() != residual.size())
+      throw py::value_error("residual_out has " + std::to_string(target.size()) + " elements, residual has " +
+                            std::to_string(residual.size()));
+    if (overlaps(grad, target)) throw py::value_error("grad and residual_out must not share memory");
+    // The kernels read a chunk of the residual before writing it: the same buffer is fine, a shifted one not.
+    if (overlaps(residual, target) && target.data() != residual.data())
+      throw py::value_error("residual_out must be residual itself or share no memory with it");
+  }
+  require_writeable(target, residual_out ? "residual_out" : "residual");
   if (bin_size < 1 || bin_size > int64_t(UINT32_MAX))
     throw py::value_error("bin_size must be between 1 and 2^32-1, got " + std::to_string(bin_size));
   if (!adlcodec::is_valid_bits(bits))
@@ -77,12 +89,13 @@ py::array_t<uint8_t> compress(const py::array& grad, py::array& residual, int64_
   options.bits = bits;
   options.check_finite = check_finite;
   const auto* g = static_cast<const float*>(grad.data());
-  auto* r = static_cast<float*>(residual.mutable_data());
+  const auto* r = static_cast<const float*>(residual.data());
+  auto* out = static_cast<float*>(target.mutable_data());
   const auto numel = static_cast<uint64_t>(grad.size());
   adlcodec::Payload payload;
   {
     py::gil_scoped_release release;
-    payload = adlcodec::encode(g, r, numel, dims.data(), static_cast<int>(dims.size()), options);
+    payload = adlcodec::encode(g, r, out, numel, dims.data(), static_cast<int>(dims.size()), options);
   }
   return to_numpy(std::move(payload));
 }
@@ -147,7 +160,7 @@ PYBIND11_MODULE(_core, m) {
   adlcodec::active_kernel_name();
 
   m.def("compress", &compress, py::arg("grad"), py::arg("residual"), py::arg("bin_size"), py::arg("bits"),
-        py::arg("check_finite"));
+        py::arg("check_finite"), py::arg("residual_out") = py::none());
   m.def("decompress", &decompress, py::arg("payload"), py::arg("out"), py::arg("accumulate"));
   m.def("inspect", &inspect, py::arg("payload"));
   m.def("crc32c", &crc32c, py::arg("data"), py::arg("portable") = false);

@@ -49,6 +49,12 @@ struct Payload {
 // `dims` describes the tensor's shape for the receiver; their product must equal numel.
 Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims, int ndim,
                const EncodeOptions& options);
+// The same, with the updated residual written to `residual_out` (numel floats, the residual itself or
+// memory shared with neither input) and `residual` only read: a caller that may have to drop the
+// update (DDP, when another rank's gradient was not finite) needs no copy of the residual first.
+// Nothing is written to `residual_out` when encoding fails.
+Payload encode(const float* grad, const float* residual, float* residual_out, uint64_t numel, const uint64_t* dims,
+               int ndim, const EncodeOptions& options);
 
 struct PayloadInfo {
   uint8_t version = 0;

@@ -181,13 +181,14 @@ void write_values(const float* G, uint64_t count, uint8_t* values) {
   }
 }
 
-// Pass 2, in L1-sized chunks: residual <- G, then G - sent where selected (error feedback).
+// Pass 2, in L1-sized chunks: out <- G, then G - sent where selected (error feedback). `out` is the
+// residual itself or a buffer apart from it.
 // For bits <= 8 the value codes are packed in the same loop (bits < 8: 64 bits at a time) instead of
 // in a pass of their own, and `sent` is the decoder's value of the code just packed (SentTable)
 // instead of the code read back out of the section; 16 and 32 bits read the section back with the
 // decoder's reader.
 template <int Bits>
-void update_residual(const Kernel& kernel, const float* grad, float* residual, uint64_t numel,
+void update_residual(const Kernel& kernel, const float* grad, const float* residual, float* out, uint64_t numel,
                      const uint32_t* idx, const float* G, uint64_t selected, float scale, uint8_t* values) {
   uint64_t next = 0;
   if constexpr (Bits <= 8) {
@@ -196,7 +197,7 @@ void update_residual(const Kernel& kernel, const float* grad, float* residual, u
     unsigned packed_bits = 0;
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
-      kernel.accumulate(grad + start, residual + start, end - start);
+      kernel.accumulate(grad + start, residual + start, out + start, end - start);
       for (; next < selected && idx[next] < end; ++next) {
         const uint32_t code = value_code<Bits>(G[next], scale);
         if constexpr (Bits == 8) {
@@ -211,7 +212,7 @@ void update_residual(const Kernel& kernel, const float* grad, float* residual, u
             packed_bits = 0;
           }
         }
-        residual[idx[next]] = G[next] - sent.value[code];
+        out[idx[next]] = G[next] - sent.value[code];
       }
     }
     for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
@@ -220,8 +221,8 @@ void update_residual(const Kernel& kernel, const float* grad, float* residual, u
     const ValueReader<Bits> sent(values, scale);
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
-      kernel.accumulate(grad + start, residual + start, end - start);
-      for (; next < selected && idx[next] < end; ++next) residual[idx[next]] = G[next] - sent(next);
+      kernel.accumulate(grad + start, residual + start, out + start, end - start);
+      for (; next < selected && idx[next] < end; ++next) out[idx[next]] = G[next] - sent(next);
     }
   }
 }
@@ -432,6 +433,11 @@ bool is_valid_bits(int bits) {
 
 Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_t* dims, int ndim,
                const EncodeOptions& options) {
+  return encode(grad, residual, residual, numel, dims, ndim, options);
+}
+
+Payload encode(const float* grad, const float* residual, float* residual_out, uint64_t numel, const uint64_t* dims,
+               int ndim, const EncodeOptions& options) {
   if (!is_valid_bits(options.bits))
     throw ArgumentError("bits must be one of 1, 2, 4, 8, 16, 32; got " + std::to_string(options.bits));
   if (options.bin_size < 1) throw ArgumentError("bin_size must be >= 1");
@@ -495,7 +501,7 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
                       : options.bits == 8 ? update_residual<8>
                       : options.bits == 16 ? update_residual<16>
                                            : update_residual<32>;
-  update(kernel, grad, residual, numel, indices.data(), selected_values.data(), selected, scale, values);
+  update(kernel, grad, residual, residual_out, numel, indices.data(), selected_values.data(), selected, scale, values);
 
   std::memcpy(p, kMagic, 4);
   p[4] = kFormatVersion;

@@ -110,11 +110,11 @@ uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n
   return indices;
 }
 
-void accumulate_avx2(const float* grad, float* residual, uint64_t n) {
+void accumulate_avx2(const float* grad, const float* residual, float* out, uint64_t n) {
   uint64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(residual + i, _mm256_add_ps(_mm256_loadu_ps(residual + i), _mm256_loadu_ps(grad + i)));
-  for (; i < n; ++i) residual[i] = residual[i] + grad[i];
+    _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(residual + i), _mm256_loadu_ps(grad + i)));
+  for (; i < n; ++i) out[i] = residual[i] + grad[i];
 }
 
 }  // namespace

@@ -163,7 +163,7 @@ uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n
   return indices;
 }
 
-void accumulate_neon(const float* grad, float* residual, uint64_t n) {
+void accumulate_neon(const float* grad, const float* residual, float* out, uint64_t n) {
   uint64_t i = 0;
   // Two stages: this step's loads, the previous step's adds and stores.
   if (n >= 16) {
@@ -176,21 +176,21 @@ void accumulate_neon(const float* grad, float* residual, uint64_t n) {
       const float32x4_t r2 = vld1q_f32(residual + i + 8), r3 = vld1q_f32(residual + i + 12);
       const float32x4_t g0 = vld1q_f32(grad + i), g1 = vld1q_f32(grad + i + 4);
       const float32x4_t g2 = vld1q_f32(grad + i + 8), g3 = vld1q_f32(grad + i + 12);
-      vst1q_f32(residual + i - 16, s0);
-      vst1q_f32(residual + i - 12, s1);
-      vst1q_f32(residual + i - 8, s2);
-      vst1q_f32(residual + i - 4, s3);
+      vst1q_f32(out + i - 16, s0);
+      vst1q_f32(out + i - 12, s1);
+      vst1q_f32(out + i - 8, s2);
+      vst1q_f32(out + i - 4, s3);
       s0 = vaddq_f32(r0, g0);
       s1 = vaddq_f32(r1, g1);
       s2 = vaddq_f32(r2, g2);
       s3 = vaddq_f32(r3, g3);
     }
-    vst1q_f32(residual + i - 16, s0);
-    vst1q_f32(residual + i - 12, s1);
-    vst1q_f32(residual + i - 8, s2);
-    vst1q_f32(residual + i - 4, s3);
+    vst1q_f32(out + i - 16, s0);
+    vst1q_f32(out + i - 12, s1);
+    vst1q_f32(out + i - 8, s2);
+    vst1q_f32(out + i - 4, s3);
   }
-  for (; i < n; ++i) residual[i] = residual[i] + grad[i];
+  for (; i < n; ++i) out[i] = residual[i] + grad[i];
 }
 
 }  // namespace

@@ -33,8 +33,8 @@ uint32_t* analyze_bins_scalar(const float* grad, const float* residual, uint64_t
   return indices;
 }
 
-void accumulate_scalar(const float* grad, float* residual, uint64_t n) {
-  for (uint64_t i = 0; i < n; ++i) residual[i] = residual[i] + grad[i];
+void accumulate_scalar(const float* grad, const float* residual, float* out, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) out[i] = residual[i] + grad[i];
 }
 
 }  // namespace

@@ -17,8 +17,9 @@ struct Kernel {
   // overflow of the sums); selection still proceeds and is defined for such elements too.
   uint32_t* (*analyze_bins)(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
                             uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite);
-  // residual[i] = residual[i] + grad[i]: the unselected part of the residual update.
-  void (*accumulate)(const float* grad, float* residual, uint64_t n);
+  // out[i] = residual[i] + grad[i]: the unselected part of the residual update. `out` is `residual`
+  // (in place) or shares no memory with it.
+  void (*accumulate)(const float* grad, const float* residual, float* out, uint64_t n);
   // The position coders of position_code_impl.h, compiled for this target. Their output does not
   // depend on the target.
   void (*encode_positions)(const uint32_t* idx, uint64_t count, uint8_t* stream, PositionWriter* writer);

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,11 @@ def test_quick_cluster_bench_runs_end_to_end_and_cleans_up(tmp_path):
     assert ada["wire_bytes_per_rank_step"] * 10 < fp32["wire_bytes_per_rank_step"]
     assert ada["compression_ratio"] > 20 and ada["replicas_identical"] and fp32["replicas_identical"]
     assert {a["method"] for a in results["accuracy"]} == {"allreduce-fp32", "adlcodec-1bit"}
+    # the accuracy table is a mean over the seeds it lists, each run with the recorded optimizer settings
+    for a in results["accuracy"]:
+        assert [s["seed"] for s in a["seeds"]] == [0]
+        assert a["accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in a["seeds"]]))
+    assert (results["lr"], results["momentum"]) == (0.002, 0.9)
     # step-time breakdown: a compute-only baseline and the hook's own encode / all-gather / decode times
     assert 0 < results["compute_only_s"]["4"] < fp32["step_time_s"]
     assert all(ada[k] > 0 for k in ("encode_s", "allgather_s", "decode_s"))

@@ -246,6 +246,52 @@ def test_non_finite_input_is_rejected_and_residual_untouched(kernel, rng, where,
     np.testing.assert_array_equal(residual, before)
 
 
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16, 32])
+def test_residual_out_is_the_in_place_update_elsewhere(kernel, rng, bits):
+    """residual_out receives exactly what the in-place call leaves in the residual, which stays as it was;
+    residual_out=residual is the in-place call itself."""
+    grad = rng.standard_normal((61, 53), dtype=np.float32)
+    residual = rng.standard_normal((61, 53), dtype=np.float32)
+    in_place = residual.copy()
+    expected = adlcodec.compress(grad, in_place, bin_size=37, bits=bits)
+    before = residual.copy()
+    out = np.full(residual.size, np.nan, np.float32)  # another shape, same number of elements
+    payload = adlcodec.compress(grad, residual, bin_size=37, bits=bits, residual_out=out)
+    assert payload.tobytes() == expected.tobytes()
+    assert residual.tobytes() == before.tobytes()
+    assert out.tobytes() == in_place.tobytes()
+    same = residual.copy()
+    assert adlcodec.compress(grad, same, bin_size=37, bits=bits, residual_out=same).tobytes() == expected.tobytes()
+    assert same.tobytes() == in_place.tobytes()
+
+
+def test_residual_out_arguments_and_non_finite_input(rng):
+    torch = pytest.importorskip("torch")
+    grad = rng.standard_normal(300, dtype=np.float32)
+    residual = np.zeros(300, np.float32)
+    out = torch.full((300,), 7.0)
+    adlcodec.compress(grad, residual, residual_out=out)  # a CPU tensor, written without a copy
+    assert not (out.numpy() == 7.0).any() and not residual.any()
+    with pytest.raises(ValueError, match="residual_out has 299 elements"):
+        adlcodec.compress(grad, residual, residual_out=np.zeros(299, np.float32))
+    with pytest.raises(TypeError, match="residual_out must be float32"):
+        adlcodec.compress(grad, residual, residual_out=np.zeros(300, np.float64))
+    with pytest.raises(ValueError, match="grad and residual_out must not share memory"):
+        adlcodec.compress(grad, residual, residual_out=grad)
+    shared = np.zeros(400, np.float32)
+    with pytest.raises(ValueError, match="residual itself or share no memory"):
+        adlcodec.compress(grad, shared[:300], residual_out=shared[50:350])
+    with pytest.raises(ValueError, match="writeable"):
+        frozen = np.zeros(300, np.float32)
+        frozen.flags.writeable = False
+        adlcodec.compress(grad, residual, residual_out=frozen)
+    grad[17] = np.nan
+    sentinel = np.full(300, 3.0, np.float32)
+    with pytest.raises(ValueError, match="grad has 1 non-finite value"):
+        adlcodec.compress(grad, residual, residual_out=sentinel)
+    assert (sentinel == 3.0).all() and not residual.any()
+
+
 def test_overflow_of_sums_is_rejected(kernel):
     grad = np.full(100, 2e38, np.float32)
     residual = np.zeros(100, np.float32)

@@ -66,11 +66,16 @@ def check_bits(bits: Any) -> int:
     return value
 
 
-def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, check_finite: bool = True) -> np.ndarray:
+def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, check_finite: bool = True,
+             residual_out: Any = None) -> np.ndarray:
     """Compress ``grad`` with error feedback; ``residual`` (same number of elements) is updated in place.
 
+    With ``residual_out`` (a float32 array or CPU tensor of the same number of elements, sharing no memory
+    with ``grad`` or ``residual``), the updated residual is written there instead and ``residual`` is only
+    read: keep the old one until you decide to commit the step, without copying it first.
+
     Returns the payload as a 1-D numpy uint8 array. Non-finite values in ``grad`` or ``residual`` (or an
-    overflow of ``residual + 2*grad``) raise ValueError and leave ``residual`` unchanged, unless
+    overflow of ``residual + 2*grad``) raise ValueError and leave ``residual`` (and ``residual_out``) unchanged, unless
     ``check_finite=False``, in which case the caller guarantees finite inputs.
     """
     return _core.compress(
@@ -79,6 +84,7 @@ def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, che
         check_bin_size(bin_size),
         check_bits(bits),
         bool(check_finite),
+        None if residual_out is None else as_float32_array(residual_out, "residual_out"),
     )
 
 

@@ -597,15 +597,15 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
             parts.append(grad.view(np.uint8))
             trials.append(None)
             continue
-        # Encode into a spare copy of the residual: it is committed (swapped in) only once we
-        # know no rank had a non-finite gradient.  The spare is reused across iterations.
+        # The updated residual goes to a spare buffer: it is committed (swapped in) only once we know
+        # no rank had a non-finite gradient. The spare is reused across iterations, and the codec
+        # writes it directly (residual_out), so the residual is never copied.
         trial = state._spare.get(ordinal)
         if trial is None or trial.shape != res.shape:
             trial = np.empty_like(res)
-        np.copyto(trial, res)
         try:
             # the codec's fused finite check rejects NaN/Inf in grad or residual (and overflow) before writing
-            parts.append(compress(grad, trial, bin_size=setting[0], bits=setting[1]))
+            parts.append(compress(grad, res, bin_size=setting[0], bits=setting[1], residual_out=trial))
         except ValueError:
             finite = False
             break
