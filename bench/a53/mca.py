@@ -102,7 +102,7 @@ LOOPS = [
     Loop("analyze loop 2, one of the iteration's elements selected", "csrc/kernel_scalar.cpp", SCALAR_COMPARE,
          "encode-selected", "scalar", require_insn=SELECT_STORE),
     Loop("accumulate (r += g)", "csrc/kernel_scalar.cpp",
-         "for (uint64_t i = 0; i < n; ++i) residual[i] = residual[i] + grad[i];", "encode-dense", "scalar"),
+         "for (uint64_t i = 0; i < n; ++i) out[i] = residual[i] + grad[i];", "encode-dense", "scalar"),
     # Per selected element, shared by the kernels: the position coders (compiled into each kernel file;
     # measured in the NEON one, as the wheel runs them) and format.cpp's value coding and decode scatter.
     Loop("position gaps (position_code::encode)", POSITIONS, "gaps[i] = chunk[i] - chunk[i - 1] - 1;",
@@ -120,7 +120,7 @@ LOOPS = [
          "p0 += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared",
          load_bytes=4),
     Loop("1-bit code + error feedback (update_residual<1>)", "csrc/format.cpp",
-         "residual[idx[next]] = G[next] - sent.value[code];", "encode-selected", "shared", elements=1,
+         "out[idx[next]] = G[next] - sent.value[code];", "encode-selected", "shared", elements=1,
          function="update_residualILi1E", exclude=["put_u64(values, pack);"],
          note="without the store of every 64th code's packed word"),
     # decode_chunk_fast: a refill, then the first code, then up to two more while they lie within the
