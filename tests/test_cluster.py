@@ -78,5 +78,8 @@ def test_quick_budget_bench_meets_a_binding_deadline_on_a_shaped_link(tmp_path):
     # the benchmark's own claim is "within 10 %" over full runs; a 40-step smoke run gets some slack
     assert budget["exchange_ms_mean"] < 1.3 * deadline
     assert budget["exchange_ms_mean"] < fixed["exchange_ms_mean"]
+    # accuracy runs also evaluate at step 30 (every 10 within the last 20): the tail figure has two points
+    assert budget["tail_points"] == 2 and results["fixed_accuracy"]["0"]["tail_points"] == 2
+    assert [s for s, _ in budget["accuracy_curve"]] == [30, 40]
     assert "| 25mbit | 45 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "exchange_vs_deadline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
