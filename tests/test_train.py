@@ -94,6 +94,13 @@ def test_spawned_ranks_train_and_agree(uninterrupted):
     assert r["lr_curve"][0][1] == 0.02 and r["lr_curve"][-1][1] == pytest.approx(0.04)
 
 
+def test_tail_evaluations_do_not_change_training(uninterrupted):
+    r = run(TrainConfig(**SMALL, eval_every=3, eval_last=7))
+    assert [s for s, _ in r["accuracy_curve"]] == [6, 9, 12]  # 3 is not within the last 7 steps; 12 is the final
+    assert r["accuracy_curve"][-1][1] == r["accuracy"]
+    assert r["state_digest"] == uninterrupted["state_digest"]  # evaluation draws no random numbers, moves no weights
+
+
 def test_checkpoint_kill_and_resume_is_bit_exact(uninterrupted, tmp_path):
     cfg = dict(SMALL, checkpoint_dir=str(tmp_path), checkpoint_every=5, fail_at_step=7)
     with pytest.raises(Exception):  # rank 1 dies hard at step 7

@@ -44,7 +44,21 @@ def _steady(log: list, fraction: float) -> list[float]:
     return ms[int(len(ms) * (1 - fraction)):]
 
 
-def summarize(run: dict, steady_fraction: float) -> dict:
+def tail_accuracy(run: dict, last: int) -> dict:
+    """Mean and spread of the test accuracy over the evaluations in the last ``last`` steps (final one included).
+
+    With plain SGD at a constant rate the test accuracy of one model swings by points from one evaluation to
+    the next (bench/cluster/results/budget/README.md), so a single final figure per seed is a noisy sample."""
+    points = [a for step, a in run["accuracy_curve"] if step > run["steps"] - last]
+    return dict(tail_mean=float(np.mean(points)), tail_sd=float(np.std(points, ddof=1)) if len(points) > 1 else None,
+                tail_points=len(points))
+
+
+def plan_changes(history: list) -> int:
+    return sum(a["pressure"] != b["pressure"] for a, b in zip(history, history[1:]))
+
+
+def summarize(run: dict, steady_fraction: float, tail_last: int) -> dict:
     stats = run["hook_stats"]
     steady = _steady(stats["exchange_log"], steady_fraction)
     budget = stats.get("budget")
@@ -59,6 +73,8 @@ def summarize(run: dict, steady_fraction: float) -> dict:
         plan=None if budget is None else budget["plan"], pressure=None if budget is None else budget["pressure"],
         feasible=None if budget is None else budget["feasible"],
         history=None if budget is None else budget["history"],
+        plan_changes=None if budget is None else plan_changes(budget["history"]),
+        accuracy_curve=run["accuracy_curve"], **tail_accuracy(run, tail_last),
     )
 
 
@@ -71,9 +87,9 @@ def write_markdown(results: dict, path: Path) -> None:
         f"of the messages per step, over the last {int(100 * a['steady_fraction'])} % of the steps. Wall time "
         f"{results['wall_s']:.0f} s.", "",
         "| link | deadline (ms) | fixed: exchange ms (mean / p90) | budget: exchange ms (mean / p90) | budget ÷ "
-        "deadline | fixed accuracy (%) | budget accuracy (%) | Δ points | budget payload MB/rank/step | final plan "
-        "(FC bins, conv bins) | identical decisions / replicas |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "deadline | fixed accuracy (%) | budget accuracy (%) | Δ points | Δ tail points | budget payload "
+        "MB/rank/step | final plan (FC bins, conv bins) | identical decisions / replicas |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for rate in results["rates"]:
         deadline = results["deadlines"][rate]
@@ -86,6 +102,9 @@ def write_markdown(results: dict, path: Path) -> None:
         fixed_acc = [results["fixed_accuracy"][s]["accuracy"] for s in runs if s in results["fixed_accuracy"]]
         budget_acc = [r["accuracy"] for s, r in runs.items() if s in results["fixed_accuracy"]]
         delta = np.mean(budget_acc) - np.mean(fixed_acc) if fixed_acc else float("nan")
+        tails = [(r["tail_mean"], results["fixed_accuracy"][s]["tail_mean"]) for s, r in runs.items()
+                 if results["fixed_accuracy"].get(s, {}).get("tail_mean") is not None]
+        tail_delta = f"{np.mean([b - f for b, f in tails]):+.2f}" if tails else "-"
         last = next(iter(runs.values()))
         fc = sorted({p["bin_size"] for p in last["plan"] if p["kind"] == "fc"})
         conv = sorted({p["bin_size"] for p in last["plan"] if p["kind"] == "conv"})
@@ -93,16 +112,32 @@ def write_markdown(results: dict, path: Path) -> None:
         fixed_cell = "-" if fixed_t is None else f"{fixed_t['exchange_ms_mean']:.1f} / {fixed_t['exchange_ms_p90']:.1f}"
         lines.append(
             f"| {rate} | {deadline:g} | {fixed_cell} | {b_mean:.1f} / {b_p90:.1f} | {b_mean / deadline:.2f} | "
-            f"{np.mean(fixed_acc):.2f} | {np.mean(budget_acc):.2f} | {delta:+.2f} | "
+            f"{np.mean(fixed_acc):.2f} | {np.mean(budget_acc):.2f} | {delta:+.2f} | {tail_delta} | "
             f"{np.mean([r['payload_bytes_per_step'] for r in runs.values()]) / 1e6:.3f} | {fc}, {conv} | "
             f"{same} |")
-    lines += ["", "Per seed:", "", "| link | seed | fixed accuracy | budget accuracy | budget exchange ms (mean) | "
-              "pressure | feasible |", "|---|---:|---:|---:|---:|---:|---|"]
+    tail = a.get("tail_last")
+    lines += ["", f"Per seed. Accuracy is the final evaluation (the criterion's figure); \"tail\" is the mean ± SD of "
+              f"the evaluations every {a.get('tail_every')} steps over the last {tail} steps, final included, a "
+              "less noisy figure of the same run, shown beside it, not instead of it.", "",
+              "| link | seed | fixed accuracy | budget accuracy | Δ | fixed tail | budget tail | Δ tail | "
+              "budget exchange ms (mean) | deadline | final pressure | plan changes | feasible |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def tail_cell(r):
+        if not r or r.get("tail_mean") is None:
+            return "-"
+        return f"{r['tail_mean']:.2f}" + ("" if r.get("tail_sd") is None else f" ± {r['tail_sd']:.2f}")
+
     for rate in results["rates"]:
         for seed, r in results["budget"].get(rate, {}).items():
-            fixed = results["fixed_accuracy"].get(seed, {}).get("accuracy")
-            lines.append(f"| {rate} | {seed} | {'-' if fixed is None else f'{fixed:.2f}'} | {r['accuracy']:.2f} | "
-                         f"{r['exchange_ms_mean']:.1f} | {r['pressure']:g} | {r['feasible']} |")
+            fixed = results["fixed_accuracy"].get(seed)
+            acc_d = "-" if fixed is None else f"{r['accuracy'] - fixed['accuracy']:+.2f}"
+            tail_d = "-" if not fixed or fixed.get("tail_mean") is None else f"{r['tail_mean'] - fixed['tail_mean']:+.2f}"
+            fixed_cell = "-" if fixed is None else f"{fixed['accuracy']:.2f}"
+            lines.append(f"| {rate} | {seed} | {fixed_cell} | "
+                         f"{r['accuracy']:.2f} | {acc_d} | {tail_cell(fixed)} | {tail_cell(r)} | {tail_d} | "
+                         f"{r['exchange_ms_mean']:.1f} | {results['deadlines'][rate]:g} | {r['pressure']:g} | "
+                         f"{r['plan_changes']} | {r['feasible']} |")
     floor = results.get("floor_accuracy") or {}
     if floor:
         lines += ["", "Training held at the floor from the first decision (deadline 0.001 ms, FC bins 4x and conv "
@@ -165,6 +200,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip-fixed-accuracy", action="store_true",
                    help="reuse nothing, train no fixed-configuration accuracy runs (for quick experiments)")
     p.add_argument("--eval-subset", type=int, default=None)
+    p.add_argument("--tail-every", type=int, default=12, help="accuracy runs also evaluate every N steps ...")
+    p.add_argument("--tail-last", type=int, default=60, help="... within the last N steps (0: final evaluation only)")
     p.add_argument("--run-timeout", type=float, default=900.0)
     p.add_argument("--no-floor", dest="floor", action="store_false", help="skip the runs at the floor")
     p.add_argument("--floor-seeds", default="0", help="seeds that also train at the floor")
@@ -172,7 +209,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.deadlines, args.seeds, args.max_steps, args.fixed_timing_steps = "25mbit=45", "0", 40, 30
-        args.eval_subset, args.interval, args.floor = 500, 5, False
+        args.eval_subset, args.interval, args.floor, args.tail_every, args.tail_last = 500, 5, False, 10, 20
         args.first_window = 5 if args.first_window is None else args.first_window
     deadlines = {}
     for item in args.deadlines.split(","):
@@ -195,6 +232,8 @@ def main(argv=None) -> int:
                    fixed_timing={}, fixed_accuracy={}, floor_accuracy={}, budget={}, steps=None)
     prefix = f"adlq{os.getpid() % 100000}"
     first = [] if args.first_window is None else ["--budget-first-window", str(args.first_window)]
+    # accuracy runs only: the timing runs of the fixed configuration need no evaluations
+    tail = ["--eval-every", str(args.tail_every), "--eval-last", str(args.tail_last)] if args.tail_last else []
     t_start = time.time()
 
     def log(msg):
@@ -212,7 +251,7 @@ def main(argv=None) -> int:
                 run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seeds[0]), "--link-mbps",
                                                  str(_mbit(rate)), "--max-comm-ms", "1e9"],
                                        out / "runs" / f"fixed-{rate}.json", args.run_timeout)
-                results["fixed_timing"][rate] = summarize(run, args.steady_fraction)
+                results["fixed_timing"][rate] = summarize(run, args.steady_fraction, args.tail_last or 1)
                 log(f"  exchange {results['fixed_timing'][rate]['exchange_ms_mean']:.1f} ms/step")
                 results["budget"][rate] = {}
                 for seed in seeds:
@@ -220,9 +259,9 @@ def main(argv=None) -> int:
                     steps = ["--max-steps", str(args.max_steps)] if args.max_steps else []
                     run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seed), "--link-mbps",
                                                      str(_mbit(rate)), "--max-comm-ms", str(deadline),
-                                                     "--budget-interval", str(args.interval), *first],
+                                                     "--budget-interval", str(args.interval), *first, *tail],
                                            out / "runs" / f"budget-{rate}-s{seed}.json", args.run_timeout)
-                    results["budget"][rate][seed] = summarize(run, args.steady_fraction)
+                    results["budget"][rate][seed] = summarize(run, args.steady_fraction, args.tail_last or 1)
                     results["steps"] = run["steps"]
                     r = results["budget"][rate][seed]
                     log(f"  exchange {r['exchange_ms_mean']:.1f} ms/step (deadline {deadline:g}), accuracy "
@@ -232,19 +271,21 @@ def main(argv=None) -> int:
             for seed in [] if args.skip_fixed_accuracy else seeds:
                 log(f"fixed configuration accuracy, seed {seed}")
                 steps = ["--max-steps", str(args.max_steps)] if args.max_steps else []
-                run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seed)],
+                run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seed), *tail],
                                        out / "runs" / f"fixed-accuracy-s{seed}.json", args.run_timeout)
                 results["fixed_accuracy"][seed] = dict(accuracy=run["accuracy"], steps=run["steps"],
-                                                       replicas_identical=run["replicas_identical"])
+                                                       replicas_identical=run["replicas_identical"],
+                                                       accuracy_curve=run["accuracy_curve"],
+                                                       **tail_accuracy(run, args.tail_last or 1))
                 log(f"  {run['accuracy']:.2f} %")
                 if args.floor and seed in floor_seeds:
                     # a deadline nothing can meet: the controller sits at its floor from the first decision
                     log(f"accuracy at the budget's floor, seed {seed}")
                     run = train_in_cluster(cluster, [*common, *steps, "--seed", str(seed), "--link-mbps",
                                                      str(_mbit(rates[-1])), "--max-comm-ms", "0.001",
-                                                     "--budget-interval", str(args.interval)],
+                                                     "--budget-interval", str(args.interval), *tail],
                                            out / "runs" / f"floor-s{seed}.json", args.run_timeout)
-                    results["floor_accuracy"][seed] = summarize(run, args.steady_fraction)
+                    results["floor_accuracy"][seed] = summarize(run, args.steady_fraction, args.tail_last or 1)
                     log(f"  {run['accuracy']:.2f} %, plan {[p['bin_size'] for p in results['floor_accuracy'][seed]['plan']]}")
     finally:
         _teardown_all()

@@ -41,11 +41,15 @@ How it decides (the documentation of record is docs/CLUSTER.md, "Bandwidth budge
   training is most sensitive to how they are sent (DGC's sparsity warm-up makes the same choice); on the
   emulated cluster a controller that tightened from step 3 cost 1.5 points of accuracy after one epoch, one
   that waited 30 steps none (bench/cluster/results/).
-* **Cadence and hysteresis.** After the first decision, one every ``interval`` steps.  The plan aims at 90 % of the deadline and is left alone while the prediction
-  stays within 80-97 % of it.  A decision tightens by at most ``max_step`` units (default 1, one doubling of
-  a bin) and relaxes by at most a quarter of that: relaxing releases what the residuals accumulated under
-  the coarser plan as a burst of larger updates, and plans that swung back and forth cost accuracy on the
-  emulated cluster where a steady coarse plan did not.
+* **Cadence and hysteresis.** After the first decision, one every ``interval`` steps.  The plan aims at 90 %
+  of the deadline and is left alone while the prediction stays within 80-97 % of it.  A decision tightens
+  by at most ``max_step`` units (default 1, one doubling of a bin) as soon as the prediction is above the
+  band.  Relaxing is slower and needs a lasting margin: only after ``relax_after`` decisions in a row
+  (default 3) predicted below the band, by at most a quarter of ``max_step``, and the relaxed plan must
+  still meet the target with the largest overhead observed over those decisions.  Then the count starts
+  again.  A shared machine's load comes and goes; a controller that relaxed on every lull tightened again
+  at the next burst, and each change of plan perturbs training for nothing
+  (bench/cluster/results/budget/README.md).
 """
 
 from __future__ import annotations
@@ -112,17 +116,19 @@ class BandwidthBudget:
         conv_floor, fc_floor: largest bin as a multiple of the configured bin, per layer kind.
         max_step: largest change of pressure in one decision.
         feedback: correct the link model with measured exchange times.
+        relax_after: decisions in a row below the band before the plan may relax.
     """
 
     def __init__(self, link_mbps: float, max_comm_ms: float, world: int, *, interval: int = 10,
                  first_window: int = 30, margin: float = 0.1, conv_floor: float = 2.0, fc_floor: float = 4.0,
-                 max_step: float = 1.0, feedback: bool = True):
+                 max_step: float = 1.0, feedback: bool = True, relax_after: int = 3):
         for name, value in (("link_mbps", link_mbps), ("max_comm_ms", max_comm_ms)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a number, got {type(value).__name__}")
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value}")
-        for name, value in (("interval", interval), ("first_window", first_window), ("world", world)):
+        for name, value in (("interval", interval), ("first_window", first_window), ("world", world),
+                            ("relax_after", relax_after)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
             if value < 1:
@@ -143,6 +149,8 @@ class BandwidthBudget:
         self.floors = {"conv": float(conv_floor), "fc": float(fc_floor)}
         self.feedback = bool(feedback)
         self.max_step = float(max_step)
+        self.relax_after = relax_after
+        self.slack: list[float] = []  # overhead seen at the latest decisions in a row below the band
         self.layers: dict[int, _Layer] = {}
         self.spans = {"fc": 0.0, "conv": 0.0}  # pressure units each kind can absorb (bit steps + doublings)
         self.buckets: dict[int, dict[str, Any]] = {}  # bucket index -> fixed bytes and its layers
@@ -155,6 +163,10 @@ class BandwidthBudget:
         self.step_bytes = 0.0
         self.window: list[tuple[float, float]] = []  # (measured ms, modelled ms) of recent steps
         self.history: list[dict[str, Any]] = []  # one entry per decision
+
+    def __setstate__(self, state):
+        # a controller pickled before relaxation waited for a lasting margin
+        self.__dict__.update(dict(relax_after=3, slack=[]), **state)
 
     # -- layers and plan ----------------------------------------------------------------------------------
     def register(self, ordinal: int, numel: int, ndim: int, base_bin: int, base_bits: int, header_bytes: int) -> None:
@@ -232,10 +244,11 @@ class BandwidthBudget:
         if self.steps_since_decision < due:
             return
         self.steps_since_decision = 0
+        observed = None
         if self.feedback and self.window:
             observed = statistics.fmean(m - p for m, p in self.window)
             self.overhead_ms = observed if self.decisions == 0 else 0.7 * self.overhead_ms + 0.3 * observed
-        self.pressure = self._solve(self.pressure)
+        self.pressure = self._solve(self.pressure, observed)
         self.decisions += 1
         predicted = self.predict_ms(self.pressure)
         self.feasible = predicted <= self.max_comm_ms
@@ -245,12 +258,34 @@ class BandwidthBudget:
         del self.history[:-_HISTORY_LIMIT]
         self.window.clear()
 
-    def _solve(self, current: float) -> float:
+    def _solve(self, current: float, observed: float | None = None) -> float:
         deadline = self.max_comm_ms
         now = self.predict_ms(current)
-        if (1.0 - 2 * self.margin) * deadline <= now <= (1.0 - self.margin / 3) * deadline:
+        if now > (1.0 - self.margin / 3) * deadline:
+            self.slack.clear()
+            return self._settle(current, current + self.max_step)
+        if now >= (1.0 - 2 * self.margin) * deadline:
+            self.slack.clear()
             return current  # inside the band: a change would only chase noise
-        target = (1.0 - self.margin) * deadline
+        # Below the band.  Waiting until the margin has lasted ``relax_after`` decisions (30 steps by
+        # default), and asking it to hold with the largest overhead seen meanwhile, keeps a lull in the
+        # machine's other load from starting a relax/tighten cycle: each change of plan sends training down
+        # another path for nothing.
+        self.slack.append(self.overhead_ms if observed is None else max(observed, self.overhead_ms))
+        del self.slack[:-self.relax_after]
+        if current <= 0 or len(self.slack) < self.relax_after:
+            return current
+        smoothed, self.overhead_ms = self.overhead_ms, max(self.slack)
+        try:
+            chosen = self._settle(current - self.max_step / 4, current)
+        finally:
+            self.overhead_ms = smoothed
+        self.slack.clear()
+        return chosen
+
+    def _settle(self, lowest: float, highest: float) -> float:
+        """Pressure in ``[lowest, highest]`` nearest to the one whose prediction meets the target."""
+        target = (1.0 - self.margin) * self.max_comm_ms
         top = self.max_pressure()
         lo, hi = 0, int(math.ceil(top * _PRESSURE_GRID))
         if self.predict_ms(0.0) <= target:
@@ -266,10 +301,7 @@ class BandwidthBudget:
                     lo = mid
             best = hi
         chosen = min(best / _PRESSURE_GRID, top)
-        # Tighten at once (up to max_step); relax a quarter of that per decision.  Relaxing releases what the
-        # residuals accumulated under the coarser plan, a burst of larger updates; measured on the emulated
-        # cluster, plans that swung back and forth cost 1-4 points of accuracy where a steady one cost none.
-        return min(max(chosen, current - self.max_step / 4), current + self.max_step)
+        return min(max(chosen, max(lowest, 0.0)), highest)
 
     # -- reporting ----------------------------------------------------------------------------------------
     def plan(self) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ class AdaCompState:
         max_comm_ms: deadline for one step's exchange in milliseconds.
         budget_interval: compressed steps between budget decisions.
         budget_options: further :class:`adlcodec.budget.BandwidthBudget` keywords (``margin``,
-            ``conv_floor``, ``fc_floor``, ``feedback``, ``first_window``).
+            ``conv_floor``, ``fc_floor``, ``feedback``, ``first_window``, ``relax_after``).
     """
 
     __slots__ = [

@@ -71,6 +71,8 @@ class TrainConfig:
     max_steps: int | None = None
     train_subset: int | None = None
     eval_subset: int | None = None
+    eval_every: int = 0  # also evaluate every this many steps (0: only at epoch ends) ...
+    eval_last: int | None = None  # ... within the last this many steps (None: the whole run)
     out: str | None = None
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
@@ -106,6 +108,9 @@ class TrainConfig:
         positive_int("eval_subset", self.eval_subset, allow_none=True)
         positive_int("powersgd_rank", self.powersgd_rank)
         positive_int("lr_interval", self.lr_interval)
+        positive_int("eval_last", self.eval_last, allow_none=True)
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be an int >= 0, got {self.eval_every!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("min_lr", "max_lr"):
@@ -467,7 +472,9 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
             if scheduler is not None:
                 scheduler.step(window_loss)
             extra["lr_curve"].append((done, optimizer.param_groups[0]["lr"]))
-        if done % steps_per_epoch == 0 and done < total_steps:
+        tail = config.eval_last is None or done > total_steps - config.eval_last
+        if done < total_steps and (done % steps_per_epoch == 0 or (
+                config.eval_every and done % config.eval_every == 0 and tail)):
             extra["accuracy_curve"].append((done, _evaluate(model, rank, world, test_set, torch, dist, F)[0]))
         if bar is not None:
             bar.update(1)
@@ -663,6 +670,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--eval-subset", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="also evaluate every N steps (the accuracy curve; 0: only at epoch ends)")
+    p.add_argument("--eval-last", type=int, default=None, help="with --eval-every: only within the last N steps")
     p.add_argument("--out", default=None, help="directory for metrics.json + curves.png (a *.json path: that "
                    "file only)")
     p.add_argument("--checkpoint-dir", default=None)
