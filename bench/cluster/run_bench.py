@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[2]
 NETNS = REPO / "scripts" / "cluster" / "netns.sh"
 HERMETIC = REPO / "scripts" / "cluster" / "hermetic.sh"
@@ -116,14 +118,16 @@ def timed_run(cluster: Cluster, method: str, args, out_json: Path) -> dict:
     return train_in_cluster(cluster, [
         *METHODS[method], "--max-steps", str(args.steps), "--batch-size", str(args.batch_size),
         "--seed", str(args.seed), "--eval-subset", "1000", "--hidden", str(args.hidden), "--timing-warmup", "3",
+        "--lr", str(args.lr), "--momentum", str(args.momentum),
     ], out_json, args.run_timeout)
 
 
-def accuracy_run(method: str, args, out_json: Path) -> dict:
+def accuracy_run(method: str, args, out_json: Path, seed: int) -> dict:
     cmd = [
         str(HERMETIC), "--", sys.executable, "-m", "adlcodec.train", *METHODS[method], "--ranks", str(args.acc_ranks),
-        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(seed),
         "--hidden", str(args.hidden), "--no-progress", "--out", str(out_json),
+        "--lr", str(args.lr), "--momentum", str(args.momentum),
     ]
     if args.acc_train_subset:
         cmd += ["--train-subset", str(args.acc_train_subset)]
@@ -170,8 +174,10 @@ def write_markdown(results: dict, path: Path) -> None:
     acc = {a["method"]: a["accuracy"] for a in results["accuracy"]}
     lines = [f"Paper CNN, hidden {results['hidden']} ({results['params']:,} parameters, "
              f"{4 * results['params'] / 1e6:.2f} MB fp32 gradient), Fashion-MNIST, batch {results['batch_size']} "
-             f"per rank, {results['steps']} steps per timing run (first 3 not timed); accuracy after "
-             f"{results['epochs']} epoch(s) on {results['acc_ranks']} ranks. Wall time {results['wall_s']:.0f} s.", ""]
+             f"per rank, SGD lr {results.get('lr', 0.02)} momentum {results.get('momentum', 0.9)}, "
+             f"{results['steps']} steps per timing run (first 3 not timed); accuracy after "
+             f"{results['epochs']} epoch(s) on {results['acc_ranks']} ranks, mean over seeds "
+             f"{results.get('acc_seeds', '0')}. Wall time {results['wall_s']:.0f} s.", ""]
     for ranks in sorted({t["ranks"] for t in timing}):
         for rate in results["rates_main"]:
             rows = [t for t in timing if t["ranks"] == ranks and t["rate"] == rate]
@@ -194,11 +200,13 @@ def write_markdown(results: dict, path: Path) -> None:
     if results["accuracy"]:
         base = acc.get("allreduce-fp32")
         lines += [f"### Test accuracy after {results['epochs']} epoch(s), {results['acc_ranks']} ranks", "",
-                  "| method | accuracy (%) | vs fp32 allreduce (points) | steps | replicas identical |",
-                  "|---|---:|---:|---:|---|"]
+                  "| method | accuracy (%), mean | vs fp32 allreduce (points) | per seed | steps | replicas identical |",
+                  "|---|---:|---:|---|---:|---|"]
         for a in results["accuracy"]:
             delta = "-" if base is None else f"{a['accuracy'] - base:+.2f}"
-            lines.append(f"| {a['method']} | {a['accuracy']:.2f} | {delta} | {a['steps']} | {a['replicas_identical']} |")
+            seeds = " / ".join(f"{s['accuracy']:.2f}" for s in a.get("seeds", [a]))
+            lines.append(f"| {a['method']} | {a['accuracy']:.2f} | {delta} | {seeds} | {a['steps']} | "
+                         f"{a['replicas_identical']} |")
         lines.append("")
     for ranks in sorted({t["ranks"] for t in timing}):
         compute = results["compute_only_s"].get(str(ranks))
@@ -278,7 +286,7 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-ranks", type=int, default=4)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--sweep-methods", default=",".join(SWEEP_METHODS))
-    p.add_argument("--steps", type=int, default=15)
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--hidden", type=int, default=1024,
                    help="units of the CNN's first linear layer (1024: 3.28 M parameters, see docs/CLUSTER.md)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -286,7 +294,13 @@ def main(argv=None) -> int:
     p.add_argument("--acc-ranks", type=int, default=4)
     p.add_argument("--acc-train-subset", type=int, default=None)
     p.add_argument("--acc-max-steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the timing runs")
+    p.add_argument("--acc-seeds", default="0,1", help="seeds of the accuracy runs (the table gives their mean)")
+    # SGD, momentum 0.9, lr 0.002: the better of 0.02 and 0.002 for fp32 allreduce on this budget (docs/CLUSTER.md,
+    # "Learning rate"); at 0.02 the effective step lr/(1 - momentum) = 0.2 is past what error feedback with exact
+    # magnitudes (8 and 32 bits) tolerates, and fp32 itself loses ~3 points.
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--run-timeout", type=float, default=240.0)
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--rebaseline", action="store_true",
@@ -298,7 +312,7 @@ def main(argv=None) -> int:
         args.ranks, args.rates_main, args.rates_sweep = "4", "100mbit", "100mbit"
         args.methods = args.sweep_methods = "allreduce-fp32,adlcodec-1bit"
         args.steps, args.acc_train_subset, args.acc_max_steps, args.epochs = 6, 2048, 8, 1.0
-        args.acc_ranks = 2
+        args.acc_ranks, args.acc_seeds = 2, "0"
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods + args.sweep_methods.split(",") if m not in METHODS]
     if unknown:
@@ -325,6 +339,7 @@ def main(argv=None) -> int:
     rates_main = args.rates_main.split(",")
     rates_sweep = args.rates_sweep.split(",")
     results = dict(steps=args.steps, batch_size=args.batch_size, epochs=args.epochs, acc_ranks=args.acc_ranks,
+                   lr=args.lr, momentum=args.momentum, acc_seeds=args.acc_seeds,
                    hidden=args.hidden, compute_only_s={},
                    rates_main=rates_main, rates_sweep=rates_sweep, sweep_ranks=args.sweep_ranks,
                    timing=[], sweep=[], accuracy=[], errors=[], params=None)
@@ -362,15 +377,21 @@ def main(argv=None) -> int:
                         results["sweep"].append(row)
         if not args.skip_accuracy:
             for m in methods:
-                print(f"[{time.time() - t_start:6.0f}s] accuracy {m}", flush=True)
-                try:
-                    r = accuracy_run(m, args, out / "runs" / f"{m}-accuracy.json")
-                except (subprocess.SubprocessError, json.JSONDecodeError, FileNotFoundError) as exc:
-                    results["errors"].append(f"accuracy {m}: {exc}")
-                    continue
-                results["accuracy"].append(dict(method=m, accuracy=r["accuracy"], steps=r["steps"],
-                                                replicas_identical=r["replicas_identical"]))
-                print(f"  {r['accuracy']:.2f} %", flush=True)
+                per_seed = []
+                for seed in (int(x) for x in args.acc_seeds.split(",")):
+                    print(f"[{time.time() - t_start:6.0f}s] accuracy {m} seed {seed}", flush=True)
+                    try:
+                        r = accuracy_run(m, args, out / "runs" / f"{m}-accuracy-seed{seed}.json", seed)
+                    except (subprocess.SubprocessError, json.JSONDecodeError, FileNotFoundError) as exc:
+                        results["errors"].append(f"accuracy {m} seed {seed}: {exc}")
+                        continue
+                    per_seed.append(dict(seed=seed, accuracy=r["accuracy"], steps=r["steps"],
+                                         replicas_identical=r["replicas_identical"]))
+                    print(f"  {r['accuracy']:.2f} %", flush=True)
+                if per_seed:
+                    results["accuracy"].append(dict(
+                        method=m, accuracy=float(np.mean([a["accuracy"] for a in per_seed])), seeds=per_seed,
+                        steps=per_seed[0]["steps"], replicas_identical=all(a["replicas_identical"] for a in per_seed)))
     finally:
         _teardown_all()
     results["wall_s"] = time.time() - t_start
