@@ -5,10 +5,6 @@
 #include <memory>
 #include <string>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "adlcodec.h"
 #include "bits.h"
 #include "half.h"
@@ -26,9 +22,6 @@ constexpr size_t kTrailerBytes = 4;
 constexpr uint64_t kAnalyzeChunkElements = 1 << 14;
 // Elements per residual-update step: g and r of a step fit in a 32 KiB L1 data cache.
 constexpr uint64_t kApplyChunkElements = 2048;
-// Dense outputs at least this large (64 MiB) are written with streaming stores: far larger than the
-// caches, their lines would otherwise be read from memory only to be overwritten.
-constexpr uint64_t kStreamingMinElements = uint64_t(1) << 24;
 
 std::string fmt_error(const std::string& what) { return "adlcodec payload: " + what; }
 
@@ -392,27 +385,6 @@ void write_dense(const uint32_t* idx, const uint8_t* values, uint64_t count, flo
     for (; next < count; ++next) out[idx[next]] += value(next);
   } else {
     const DenseValue<Bits, true> value(values, values_nbytes, scale);
-#if defined(__SSE2__)
-    // Each chunk is assembled in a cache-resident buffer and then streamed out whole, so the output
-    // costs one write of memory instead of a read and a write.
-    if (numel >= kStreamingMinElements && reinterpret_cast<uintptr_t>(out) % 16 == 0) {
-      alignas(64) float chunk[kApplyChunkElements];
-      for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-        const uint64_t end = std::min(numel, start + kApplyChunkElements);
-        std::fill(chunk, chunk + (end - start), 0.0f);
-        for (; next + 8 <= count && idx[next + 7] < end; next += 8) {
-          value.group(next, v);
-          for (unsigned j = 0; j < 8; ++j) chunk[idx[next + j] - start] = v[j];
-        }
-        for (; next < count && idx[next] < end; ++next) chunk[idx[next] - start] = value(next);
-        uint64_t i = 0;
-        for (; i + 4 <= end - start; i += 4) _mm_stream_ps(out + start + i, _mm_load_ps(chunk + i));
-        for (; start + i < end; ++i) out[start + i] = chunk[i];
-      }
-      _mm_sfence();  // streaming stores are weakly ordered: make them visible before returning
-      return;
-    }
-#endif
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
       std::fill(out + start, out + end, 0.0f);

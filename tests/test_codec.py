@@ -135,9 +135,8 @@ def test_out_and_accumulate(rng):
 
 @pytest.mark.parametrize("bits", [1, 32])
 def test_large_outputs_decode_like_small_ones(bits):
-    """From 2^24 elements the dense output is assembled per chunk and written with streaming stores
-    (when `out` is 16-byte aligned): it must hold exactly what an unaligned `out` (the in-place path)
-    and accumulating onto zeros give, garbage in `out` included."""
+    """A 2^24-element output, aligned or not, holds exactly what accumulating onto zeros gives, whatever
+    `out` held before."""
     n = 1 << 24
     rng = np.random.default_rng(3)
     grad = np.zeros(n, np.float32)
