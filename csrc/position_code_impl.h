@@ -45,17 +45,8 @@ inline uint64_t bits_at(const uint8_t* src, size_t nbytes, uint64_t bit) {
   return word >> (bit & 7);
 }
 
-// Bits of a chunk coded with parameter k; branch-free 32-bit arithmetic so the compiler vectorizes it.
-inline uint32_t chunk_cost(const uint32_t* gaps, uint32_t len, unsigned k) {
-  uint32_t cost = 0;
-  for (uint32_t i = 0; i < len; ++i) {
-    const uint32_t q = gaps[i] >> k;
-    cost += q < kEscapeOnes ? q + 1 + k : kEscapeOnes + kEscapeRawBits;
-  }
-  return cost;
-}
-
-// chunk_cost for the parameters k0 .. k0 + 3 (k0 + 3 may exceed 31: that cost is not used).
+// Bits of a chunk coded with each of the parameters k0 .. k0 + 3 (one past 31 is costed as 31 and never
+// used); branch-free 32-bit arithmetic so the compiler vectorizes it.
 inline void chunk_costs4(const uint32_t* gaps, uint32_t len, unsigned k0, uint32_t* costs) {
   uint32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
   const unsigned k1 = k0 + 1 < 32 ? k0 + 1 : 31, k2 = k0 + 2 < 32 ? k0 + 2 : 31, k3 = k0 + 3 < 32 ? k0 + 3 : 31;
@@ -120,13 +111,11 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
         k = unsigned(candidate);
       }
     };
-    if (highest - lowest <= 3) {
-      // The usual three or four candidates in one pass over the gaps, not one pass each.
+    // Four candidates per pass over the gaps: the usual three or four in one pass, not one pass each.
+    for (int first = lowest; first <= highest; first += 4) {
       uint32_t costs[4];
-      chunk_costs4(gaps, len, unsigned(lowest), costs);
-      for (int c = lowest; c <= highest; ++c) consider(costs[c - lowest], c);
-    } else {
-      for (int c = lowest; c <= highest; ++c) consider(chunk_cost(gaps, len, unsigned(c)), c);
+      chunk_costs4(gaps, len, unsigned(first), costs);
+      for (int c = first; c <= highest && c < first + 4; ++c) consider(costs[c - first], c);
     }
     total_bits += kRiceParamBits + best_cost;
 

@@ -560,7 +560,7 @@ def markdown(results, summary, p) -> str:
         f"| **sum** | | | **{summary['shared_cycles_per_selected_element']}** |",
         "",
         "Rice cost covers a chunk's 3 or 4 candidate parameters in one pass (a chunk whose largest gap spreads",
-        "them wider, which geometric gaps almost never do, runs chunk_cost once per candidate). Not included: ",
+        "them wider, which geometric gaps almost never do, takes another pass per further four). Not included: ",
         "per-chunk set-up of the position coder (/128) and the store of every 64th packed 1-bit word.",
         "",
         f"Encode pass per gradient element at selection rate {p}: dense loops + rate x per-selected work",
