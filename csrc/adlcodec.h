@@ -52,7 +52,9 @@ Payload encode(const float* grad, float* residual, uint64_t numel, const uint64_
 // The same, with the updated residual written to `residual_out` (numel floats, the residual itself or
 // memory shared with neither input) and `residual` only read: a caller that may have to drop the
 // update (DDP, when another rank's gradient was not finite) needs no copy of the residual first.
-// Nothing is written to `residual_out` when encoding fails.
+// When encoding fails `residual` is unchanged and `residual_out` holds nothing usable: out of place,
+// the residual update is written in the same pass that finds a non-finite input (one pass over memory
+// fewer), so a failed call may have written part of it.
 Payload encode(const float* grad, const float* residual, float* residual_out, uint64_t numel, const uint64_t* dims,
                int ndim, const EncodeOptions& options);
 

@@ -175,22 +175,26 @@ void write_values(const float* G, uint64_t count, uint8_t* values) {
 }
 
 // Pass 2, in L1-sized chunks: out <- G, then G - sent where selected (error feedback). `out` is the
-// residual itself or a buffer apart from it.
+// residual itself or a buffer apart from it. When pass 1 has already written out <- G, only the
+// selected elements are visited.
 // For bits <= 8 the value codes are packed in the same loop (bits < 8: 64 bits at a time) instead of
 // in a pass of their own, and `sent` is the decoder's value of the code just packed (SentTable)
 // instead of the code read back out of the section; 16 and 32 bits read the section back with the
 // decoder's reader.
 template <int Bits>
 void update_residual(const Kernel& kernel, const float* grad, const float* residual, float* out, uint64_t numel,
-                     const uint32_t* idx, const float* G, uint64_t selected, float scale, uint8_t* values) {
+                     bool unselected_written, const uint32_t* idx, const float* G, uint64_t selected, float scale,
+                     uint8_t* values) {
+  // Written already: one chunk without the accumulate pass.
+  const uint64_t chunk = unselected_written ? std::max<uint64_t>(numel, 1) : kApplyChunkElements;
   uint64_t next = 0;
   if constexpr (Bits <= 8) {
     const SentTable<Bits> sent(scale);
     uint64_t pack = 0;  // codes not yet stored, the first in the low bits
     unsigned packed_bits = 0;
-    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-      const uint64_t end = std::min(numel, start + kApplyChunkElements);
-      kernel.accumulate(grad + start, residual + start, out + start, end - start);
+    for (uint64_t start = 0; start < numel; start += chunk) {
+      const uint64_t end = std::min(numel, start + chunk);
+      if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       for (; next < selected && idx[next] < end; ++next) {
         const uint32_t code = value_code<Bits>(G[next], scale);
         if constexpr (Bits == 8) {
@@ -212,9 +216,9 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
   } else {
     write_values<Bits>(G, selected, values);
     const ValueReader<Bits> sent(values, scale);
-    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
-      const uint64_t end = std::min(numel, start + kApplyChunkElements);
-      kernel.accumulate(grad + start, residual + start, out + start, end - start);
+    for (uint64_t start = 0; start < numel; start += chunk) {
+      const uint64_t end = std::min(numel, start + chunk);
+      if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       for (; next < selected && idx[next] < end; ++next) out[idx[next]] = G[next] - sent(next);
     }
   }
@@ -423,8 +427,14 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
   if (product != numel) throw ArgumentError("shape does not match the number of elements");
   if (numel > kMaxNumel) throw ArgumentError("tensor has more than 2^32-1 elements");
 
-  // Pass 1 reads only: the selection, the selected G, and whether any sum is not finite. So a
-  // rejected input leaves the residual exactly as it was.
+  // Pass 1: the selection, the selected G, and whether any sum is not finite. In place with the check
+  // on it reads only, so a rejected input leaves the residual exactly as it was, and pass 2 writes
+  // out <- G. Otherwise nothing written in pass 1 needs undoing (the residual is not its destination,
+  // or nothing is rejected), and pass 1 writes out <- G itself: one pass over g and r fewer. The
+  // patch of the selected elements afterwards touches every line of `out` again (at 1-10 %
+  // selection), so where `out` no longer fits in cache the memory traffic is the same as two passes,
+  // with less work (measured at 16M elements: 29.7 ms, against 33.9 for two passes out of place).
+  const bool write_in_pass1 = residual_out != residual || !options.check_finite;
   const Kernel& kernel = active_kernel();
   // Kept per thread across calls: training encodes the same tensors every step, and fresh
   // buffers would pay their page faults each time.
@@ -438,7 +448,8 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
     const uint64_t len = std::min(chunk_elements, numel - start);
     uint32_t* begin = indices.reserve_more(selected, len + 8);
     float* values = selected_values.reserve_more(selected, len + 8);
-    uint32_t* end = kernel.analyze_bins(grad + start, residual + start, len, options.bin_size,
+    uint32_t* end = kernel.analyze_bins(grad + start, residual + start, write_in_pass1 ? residual_out + start : nullptr,
+                                        len, options.bin_size,
                                         static_cast<uint32_t>(start), begin, values, &nonfinite);
     selected += static_cast<uint64_t>(end - begin);
   }
@@ -473,7 +484,8 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
                       : options.bits == 8 ? update_residual<8>
                       : options.bits == 16 ? update_residual<16>
                                            : update_residual<32>;
-  update(kernel, grad, residual, residual_out, numel, indices.data(), selected_values.data(), selected, scale, values);
+  update(kernel, grad, residual, residual_out, numel, write_in_pass1, indices.data(), selected_values.data(), selected,
+         scale, values);
 
   std::memcpy(p, kMagic, 4);
   p[4] = kFormatVersion;

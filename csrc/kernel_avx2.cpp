@@ -54,8 +54,9 @@ inline void append_selected(__m256 G, __m256 keep, uint32_t first_index, uint32_
   values += count;
 }
 
-uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
-                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
+template <bool kWrite>
+uint32_t* analyze_bins(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
+                       uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
   const __m256 zero = _mm256_setzero_ps();
   const __m256 largest = _mm256_set1_ps(3.40282347e+38f);
   __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
@@ -97,17 +98,35 @@ uint32_t* analyze_bins_avx2(const float* grad, const float* residual, uint64_t n
       const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(absH, vbin_max, _CMP_GE_OQ), _mm256_cmp_ps(G, zero, _CMP_NEQ_UQ));
       append_selected(G, keep, bin_base + static_cast<uint32_t>(at), indices, values);
     };
+    float* const o = kWrite ? out + start : nullptr;
     for (i = 0; i < vec_len; i += 8) {
       const __m256 vg = _mm256_loadu_ps(g + i);
-      select(vg, _mm256_add_ps(_mm256_loadu_ps(r + i), vg), i);
+      const __m256 G = _mm256_add_ps(_mm256_loadu_ps(r + i), vg);
+      select(vg, G, i);
+      if constexpr (kWrite) _mm256_storeu_ps(o + i, G);
     }
     if (rest) {
       const __m256 vg = _mm256_maskload_ps(g + vec_len, rest_lanes);
-      select(vg, _mm256_add_ps(_mm256_maskload_ps(r + vec_len, rest_lanes), vg), vec_len);
+      const __m256 G = _mm256_add_ps(_mm256_maskload_ps(r + vec_len, rest_lanes), vg);
+      select(vg, G, vec_len);
+      if constexpr (kWrite) {
+        // Lane by lane, not VMASKMOVPS: in place, the next bin's first loads read the rest of these 32
+        // bytes, and a load overlapping a masked store waits for it to retire (measured: the in-place
+        // unchecked encode was slower than the read-only one).
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, G);
+        for (uint64_t k = 0; k < len - vec_len; ++k) o[vec_len + k] = lanes[k];
+      }
     }
   }
   if (_mm256_movemask_ps(finite) != 0xFF) *nonfinite = true;
   return indices;
+}
+
+uint32_t* analyze_bins_avx2(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
+                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
+  return out ? analyze_bins<true>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite)
+             : analyze_bins<false>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite);
 }
 
 void accumulate_avx2(const float* grad, const float* residual, float* out, uint64_t n) {

@@ -62,8 +62,11 @@ inline uint64_t below_16(float32x4_t bin_max, float32x4_t H0, float32x4_t H1, fl
   return vget_lane_u64(vreinterpret_u64_u8(nibbles), 0);
 }
 
-uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
-                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
+// Out of line, so each variant is a function of its own that bench/a53/mca.py can find by name; it
+// runs once per chunk of thousands of elements.
+template <bool kWrite>
+[[gnu::noinline]] uint32_t* analyze_bins(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
+                       uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
   bool all_finite = true;
   for (uint64_t start = 0; start < n; start += bin_size) {
     const uint64_t len = (n - start < bin_size) ? n - start : bin_size;
@@ -72,6 +75,7 @@ uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n
     const uint64_t vectors_end = (start + ((len + 3) & ~uint64_t(3)) <= n) ? len : (len & ~uint64_t(3));
     const float* g = grad + start;
     const float* r = residual + start;
+    float* const o = kWrite ? out + start : nullptr;
     const uint32_t bin_base = index_base + static_cast<uint32_t>(start);
 
     // Loop 1: bin_max = max |r + g|. FMAXNM returns the number when the other operand is a quiet NaN
@@ -82,7 +86,7 @@ uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n
       float32x4_t G0 = vaddq_f32(vld1q_f32(r), vld1q_f32(g)), G1 = vaddq_f32(vld1q_f32(r + 4), vld1q_f32(g + 4));
       float32x4_t G2 = vaddq_f32(vld1q_f32(r + 8), vld1q_f32(g + 8));
       float32x4_t G3 = vaddq_f32(vld1q_f32(r + 12), vld1q_f32(g + 12));
-      for (uint64_t i = kBlock; i < blocks_end; i += kBlock) {
+      for (uint64_t i = kBlock; i < blocks_end; i += kBlock) {  // loop 1, steady state
         const float32x4_t r0 = vld1q_f32(r + i), r1 = vld1q_f32(r + i + 4);
         const float32x4_t r2 = vld1q_f32(r + i + 8), r3 = vld1q_f32(r + i + 12);
         const float32x4_t g0 = vld1q_f32(g + i), g1 = vld1q_f32(g + i + 4);
@@ -113,41 +117,67 @@ uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n
     }
 
     // Loop 2: select |H| >= bin_max and G != 0. Two stages: this step's loads and adds, the previous
-    // step's compare, narrow and branch; lanes that are not below bin_max go to select_lanes.
+    // step's compare, narrow and branch; lanes that are not below bin_max go to select_lanes. kWrite:
+    // the previous step's G is stored after its select_lanes, which reads r again (r may be `out`).
     const float32x4_t vbin_max = vdupq_n_f32(bin_max);
     if (blocks_end) {
       float32x4_t g0 = vld1q_f32(g), g1 = vld1q_f32(g + 4), g2 = vld1q_f32(g + 8), g3 = vld1q_f32(g + 12);
-      float32x4_t H0 = vaddq_f32(vaddq_f32(vld1q_f32(r), g0), g0);
-      float32x4_t H1 = vaddq_f32(vaddq_f32(vld1q_f32(r + 4), g1), g1);
-      float32x4_t H2 = vaddq_f32(vaddq_f32(vld1q_f32(r + 8), g2), g2);
-      float32x4_t H3 = vaddq_f32(vaddq_f32(vld1q_f32(r + 12), g3), g3);
-      for (uint64_t i = kBlock; i < blocks_end; i += kBlock) {
+      float32x4_t G0 = vaddq_f32(vld1q_f32(r), g0), G1 = vaddq_f32(vld1q_f32(r + 4), g1);
+      float32x4_t G2 = vaddq_f32(vld1q_f32(r + 8), g2), G3 = vaddq_f32(vld1q_f32(r + 12), g3);
+      float32x4_t H0 = vaddq_f32(G0, g0), H1 = vaddq_f32(G1, g1), H2 = vaddq_f32(G2, g2), H3 = vaddq_f32(G3, g3);
+      for (uint64_t i = kBlock; i < blocks_end; i += kBlock) {  // loop 2, steady state
         g0 = vld1q_f32(g + i), g1 = vld1q_f32(g + i + 4), g2 = vld1q_f32(g + i + 8), g3 = vld1q_f32(g + i + 12);
         const float32x4_t r0 = vld1q_f32(r + i), r1 = vld1q_f32(r + i + 4);
         const float32x4_t r2 = vld1q_f32(r + i + 8), r3 = vld1q_f32(r + i + 12);
         const uint64_t below = below_16(vbin_max, H0, H1, H2, H3);
-        H0 = vaddq_f32(vaddq_f32(r0, g0), g0);
-        H1 = vaddq_f32(vaddq_f32(r1, g1), g1);
-        H2 = vaddq_f32(vaddq_f32(r2, g2), g2);
-        H3 = vaddq_f32(vaddq_f32(r3, g3), g3);
+        const float32x4_t next0 = vaddq_f32(r0, g0), next1 = vaddq_f32(r1, g1);
+        const float32x4_t next2 = vaddq_f32(r2, g2), next3 = vaddq_f32(r3, g3);
+        H0 = vaddq_f32(next0, g0);
+        H1 = vaddq_f32(next1, g1);
+        H2 = vaddq_f32(next2, g2);
+        H3 = vaddq_f32(next3, g3);
+        const uint64_t prev = i - kBlock;
         if (__builtin_expect(below != ~uint64_t(0), 0)) {
-          const uint64_t prev = i - kBlock;
           select_lanes(~below & 0x8888888888888888ull, 2, r + prev, g + prev, bin_base + static_cast<uint32_t>(prev), bin_max,
                        indices, values, all_finite);
         }
+        if constexpr (kWrite) {
+          vst1q_f32(o + prev, G0);
+          vst1q_f32(o + prev + 4, G1);
+          vst1q_f32(o + prev + 8, G2);
+          vst1q_f32(o + prev + 12, G3);
+        }
+        G0 = next0, G1 = next1, G2 = next2, G3 = next3;
       }
       const uint64_t last = blocks_end - kBlock;
       select_lanes(~below_16(vbin_max, H0, H1, H2, H3) & 0x8888888888888888ull, 2, r + last, g + last,
                    bin_base + static_cast<uint32_t>(last), bin_max, indices, values, all_finite);
+      if constexpr (kWrite) {
+        vst1q_f32(o + last, G0);
+        vst1q_f32(o + last + 4, G1);
+        vst1q_f32(o + last + 8, G2);
+        vst1q_f32(o + last + 12, G3);
+      }
     }
     for (uint64_t i = blocks_end; i < vectors_end; i += 4) {
       const float32x4_t gv = vld1q_f32(g + i);
-      const float32x4_t H = vaddq_f32(vaddq_f32(vld1q_f32(r + i), gv), gv);
+      const float32x4_t G = vaddq_f32(vld1q_f32(r + i), gv);
+      const float32x4_t H = vaddq_f32(G, gv);
       // Lanes past the bin count as below.
-      const uint32x4_t below = vornq_u32(abs_greater(vbin_max, H), first_lanes(len - i < 4 ? len - i : 4));
+      const uint64_t lanes = len - i < 4 ? len - i : 4;
+      const uint32x4_t below = vornq_u32(abs_greater(vbin_max, H), first_lanes(lanes));
       const uint64_t candidates = ~vget_lane_u64(vreinterpret_u64_u16(vmovn_u32(below)), 0) & 0x8000800080008000ull;
       select_lanes(candidates, 4, r + i, g + i, bin_base + static_cast<uint32_t>(i), bin_max, indices, values,
                    all_finite);
+      if constexpr (kWrite) {
+        if (lanes == 4) {
+          vst1q_f32(o + i, G);
+        } else {  // nothing past the bin: with out == residual that is the next bin's input
+          float lane_values[4];
+          vst1q_f32(lane_values, G);
+          for (uint64_t k = 0; k < lanes; ++k) o[i + k] = lane_values[k];
+        }
+      }
     }
     for (uint64_t i = vectors_end; i < len; ++i) {
       const float G = r[i] + g[i];
@@ -157,10 +187,17 @@ uint32_t* analyze_bins_neon(const float* grad, const float* residual, uint64_t n
         *indices++ = bin_base + static_cast<uint32_t>(i);
         *values++ = G;
       }
+      if constexpr (kWrite) o[i] = G;
     }
   }
   if (!all_finite) *nonfinite = true;
   return indices;
+}
+
+uint32_t* analyze_bins_neon(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
+                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
+  return out ? analyze_bins<true>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite)
+             : analyze_bins<false>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite);
 }
 
 void accumulate_neon(const float* grad, const float* residual, float* out, uint64_t n) {

@@ -10,12 +10,15 @@ namespace adlcodec {
 
 struct Kernel {
   const char* name;
-  // Reads whole bins starting at element 0 of the span and writes nothing to the inputs: for each
-  // element G = r + g and H = G + g; appends (index_base + i) to `indices` and G to `values` for every
-  // selected element (|H| >= max over its bin of |G|, and G != 0), in index order. Both outputs need
-  // room for n + 8 entries (SIMD kernels store whole vectors past the last entry). Sets *nonfinite when some H is NaN or infinite (NaN/Inf in g or r, or an
-  // overflow of the sums); selection still proceeds and is defined for such elements too.
-  uint32_t* (*analyze_bins)(const float* grad, const float* residual, uint64_t n, uint32_t bin_size,
+  // Reads whole bins starting at element 0 of the span: for each element G = r + g and H = G + g;
+  // appends (index_base + i) to `indices` and G to `values` for every selected element (|H| >= max over
+  // its bin of |G|, and G != 0), in index order. Both outputs need room for n + 8 entries (SIMD kernels
+  // store whole vectors past the last entry). Sets *nonfinite when some H is NaN or infinite (NaN/Inf in
+  // g or r, or an overflow of the sums); selection still proceeds and is defined for such elements too.
+  // With `out` null nothing else is written. Otherwise out[i] = G for every element of the span, and of
+  // nothing past it: the unselected part of the residual update, in the same pass. `out` may be
+  // `residual` itself (each element is read before it is written) or share no memory with it.
+  uint32_t* (*analyze_bins)(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
                             uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite);
   // out[i] = residual[i] + grad[i]: the unselected part of the residual update. `out` is `residual`
   // (in place) or shares no memory with it.

@@ -78,16 +78,31 @@ def _gradient(rng: np.random.Generator, n: int, flavour: str) -> tuple[np.ndarra
     return grad, residual
 
 
-def _compress_with(kernel: str, grad, residual, **options):
+# How the residual update is written: in place after a read-only pass (the checked default), or in the
+# selection pass itself (one pass: into residual_out, or in place unchecked).
+MODES = ["in place", "residual_out", "unchecked"]
+
+
+def _compress_with(kernel: str, grad, residual, mode="in place", **options):
+    before = residual.copy()
     residual = residual.copy()
     with adlcodec.use_kernel(kernel):
-        payload = adlcodec.compress(grad, residual, **options)
+        if mode == "residual_out":
+            out = np.full(residual.size, np.nan, np.float32)
+            payload = adlcodec.compress(grad, residual, residual_out=out, **options)
+            assert residual.tobytes() == before.tobytes()
+            residual = out
+        else:
+            if mode == "unchecked":
+                options["check_finite"] = False
+            payload = adlcodec.compress(grad, residual, **options)
     return payload.tobytes(), residual.view(np.uint32)
 
 
-def _assert_same_as_scalar(kernel, grad, residual, **options):
+def _assert_same_as_scalar(kernel, grad, residual, mode="in place", **options):
+    """The scalar kernel's checked in-place call is the reference for every kernel and mode."""
     want_payload, want_residual = _compress_with("scalar", grad, residual, **options)
-    got_payload, got_residual = _compress_with(kernel, grad, residual, **options)
+    got_payload, got_residual = _compress_with(kernel, grad, residual, mode, **options)
     assert got_payload == want_payload
     np.testing.assert_array_equal(got_residual, want_residual)
     return want_payload
@@ -98,15 +113,16 @@ def simd_kernel(request):
     return request.param
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("flavour", ["normal", "sparse", "wide"])
-def test_simd_kernel_matches_scalar_bytes(simd_kernel, n, flavour):
+def test_simd_kernel_matches_scalar_bytes(simd_kernel, n, flavour, mode):
     rng = np.random.default_rng([n, len(flavour)])
     grad, residual = _gradient(rng, n, flavour)
     for bin_size in BIN_SIZES:
         bits = BITS[(n + bin_size) % len(BITS)]
-        options = dict(bin_size=bin_size, bits=bits, check_finite=True)
-        payload = _assert_same_as_scalar(simd_kernel, grad, residual, **options)
+        options = dict(bin_size=bin_size, bits=bits)
+        payload = _assert_same_as_scalar(simd_kernel, grad, residual, mode, **options)
         # The payload must carry a selection, or the comparison would hold vacuously.
         if n >= bin_size and flavour != "sparse":
             assert adlcodec.inspect(payload)["selected"] > 0
@@ -159,3 +175,38 @@ def test_simd_kernel_finds_the_same_first_non_finite(simd_kernel, where, bad):
     assert f"2 non-finite values (first at index {where})" in messages[0] or (
         bad == "overflow" and f"overflows float32 at 2 elements (first at index {where})" in messages[0]
     ), messages[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_kernel_writes_the_scalar_update_in_each_mode(mode):
+    """The scalar kernel's own one-pass variant too: every mode of every kernel against the checked
+    in-place scalar call, on bins whose tails end inside SIMD vectors."""
+    rng = np.random.default_rng(7)
+    grad, residual = _gradient(rng, 4099, "normal")
+    for kernel in adlcodec.available_kernels():
+        for bin_size in (1, 3, 5, 50, 4099):
+            _assert_same_as_scalar(kernel, grad, residual, mode, bin_size=bin_size, bits=8)
+
+
+@pytest.mark.parametrize("out_of_place", [False, True])
+def test_unchecked_non_finite_inputs_give_the_scalar_bytes(simd_kernel, out_of_place):
+    """check_finite=False: selection is defined for NaN and infinities too, and every kernel agrees, on
+    the payload byte for byte and on the residual bit for bit except for the payload bits of a NaN made
+    from two NaNs (which one r + g propagates is the compiler's and the hardware's choice)."""
+    rng = np.random.default_rng(11)
+    grad, residual = _gradient(rng, 3001, "normal")
+    grad[[5, 77, 1500, 3000]] = [np.nan, np.inf, -np.inf, np.nan]
+    residual[[6, 78, 2999]] = [np.inf, np.nan, -np.inf]
+    results = []
+    for kernel in ("scalar", simd_kernel):
+        r = residual.copy()
+        out = np.empty_like(r) if out_of_place else r
+        with adlcodec.use_kernel(kernel):
+            payload = adlcodec.compress(grad, r, bin_size=50, bits=32, check_finite=False, residual_out=out)
+        results.append((payload.tobytes(), out.view(np.uint32).copy()))
+    assert results[0][0] == results[1][0]
+    want, got = results[0][1], results[1][1]
+    want_nan, got_nan = np.isnan(want.view(np.float32)), np.isnan(got.view(np.float32))
+    np.testing.assert_array_equal(want_nan, got_nan)
+    np.testing.assert_array_equal(want[~want_nan], got[~want_nan])
+    assert want_nan[[5, 78, 3000]].all()  # a NaN in g or r stays NaN in the residual

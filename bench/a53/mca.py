@@ -47,7 +47,7 @@ class Loop:
     name: str
     source: str  # the file the anchor is in
     anchor: str  # text of a source line inside the loop body
-    stage: str  # encode-dense | encode-selected | decode
+    stage: str  # encode-dense | encode-selected | encode-one-pass | decode
     kernel: str  # neon | scalar (GCC -O3 auto-vectorization) | shared
     elements: int | None = None  # per iteration; None: from bytes loaded per iteration / load_bytes
     load_bytes: int = 8  # bytes each element loads (grad + residual)
@@ -67,7 +67,10 @@ class Loop:
 SELECT_STORE = r"^str\s+w\d+, \[x\d+\], 4$"  # *indices++ = ...: the path of a selected element
 SCATTER_STORE = r"^str\s+s\d+, \[x\d+, x\d+, lsl 2\]$"  # out[idx[next]] += ...
 NEON_SELECT_STORE = r"^str\s+s\d+, \[x\d+\]$"  # *values = G in select_lanes (stored, advanced by keep)
-NEON_STEP = "const uint64_t below = below_16(vbin_max, H0, H1, H2, H3);"
+# The loop headers: GCC -g marks the header's compare and branch, while the body's lines may carry only
+# the inlined intrinsics' own.
+NEON_LOOP_1 = "i += kBlock) {  // loop 1, steady state"
+NEON_STEP = "i += kBlock) {  // loop 2, steady state"
 NEON_SELECT = "const bool keep = std::fabs(H) >= bin_max && G != 0.0f;"
 SCALAR_COMPARE = "all_finite &= std::fabs(H) <= 3.40282347e+38f;"
 # ValueWriter::put's other bit widths, excluded to measure the 1-bit path.
@@ -83,26 +86,38 @@ RICE_ESCAPE_PUTS = ["put(gap, kEscapeRawBits);"]
 RICE_ESCAPE_READ = ["inv >>= kEscapeOnes;"]
 POSITION_STORE = r"^str\s+w\d+, \[x\d+"  # out[i++] = at: one per decoded code
 
+READ_ONLY = "analyze_binsILb0E"  # pass 1 that only reads (in place, checked): pass 2 stores the residual
+ONE_PASS = "analyze_binsILb1E"  # pass 1 that also stores the residual (residual_out, or check_finite=False)
+
 LOOPS = [
     # Pass 1 (reads only): per bin, loop 1 finds max |G|, loop 2 selects and checks finiteness.
-    Loop("analyze loop 1 (add, abs, max)", "csrc/kernel_neon.cpp", "m0 = vmaxnmq_f32(m0, vabsq_f32(G0));",
-         "encode-dense", "neon"),
+    Loop("analyze loop 1 (add, abs, max)", "csrc/kernel_neon.cpp", NEON_LOOP_1,
+         "encode-dense", "neon", function=READ_ONLY),
     Loop("analyze loop 2 (add, finite, compare, compaction), none selected", "csrc/kernel_neon.cpp",
-         NEON_STEP, "encode-dense", "neon"),
+         NEON_STEP, "encode-dense", "neon", function=READ_ONLY),
     Loop("analyze loop 2, one of the iteration's elements selected", "csrc/kernel_neon.cpp", NEON_STEP,
-         "encode-selected", "neon", require_insn=NEON_SELECT_STORE),
+         "encode-selected", "neon", require_insn=NEON_SELECT_STORE, function=READ_ONLY),
     # Pass 2: residual <- r + g (12 B/element of traffic).
     Loop("accumulate (r += g)", "csrc/kernel_neon.cpp",
          "s0 = vaddq_f32(r0, g0);",
          "encode-dense", "neon"),
+    # The one-pass encode: loop 2 also stores G, and there is no pass 2.
+    Loop("one-pass loop 2 (loop 2 + residual store), none selected", "csrc/kernel_neon.cpp",
+         NEON_STEP, "encode-one-pass", "neon", function=ONE_PASS),
+    Loop("one-pass loop 2, one of the iteration's elements selected", "csrc/kernel_neon.cpp", NEON_STEP,
+         "encode-one-pass", "neon", require_insn=NEON_SELECT_STORE, function=ONE_PASS),
     Loop("analyze loop 1 (add, abs, max)", "csrc/kernel_scalar.cpp", "bin_max = a > bin_max ? a : bin_max;",
-         "encode-dense", "scalar"),
+         "encode-dense", "scalar", function=READ_ONLY),
     Loop("analyze loop 2 (add, finite, compare, compaction), none selected", "csrc/kernel_scalar.cpp",
-         SCALAR_COMPARE, "encode-dense", "scalar"),
+         SCALAR_COMPARE, "encode-dense", "scalar", function=READ_ONLY),
     Loop("analyze loop 2, one of the iteration's elements selected", "csrc/kernel_scalar.cpp", SCALAR_COMPARE,
-         "encode-selected", "scalar", require_insn=SELECT_STORE),
+         "encode-selected", "scalar", require_insn=SELECT_STORE, function=READ_ONLY),
     Loop("accumulate (r += g)", "csrc/kernel_scalar.cpp",
          "for (uint64_t i = 0; i < n; ++i) out[i] = residual[i] + grad[i];", "encode-dense", "scalar"),
+    Loop("one-pass loop 2 (loop 2 + residual store), none selected", "csrc/kernel_scalar.cpp",
+         SCALAR_COMPARE, "encode-one-pass", "scalar", function=ONE_PASS),
+    Loop("one-pass loop 2, one of the iteration's elements selected", "csrc/kernel_scalar.cpp", SCALAR_COMPARE,
+         "encode-one-pass", "scalar", require_insn=SELECT_STORE, function=ONE_PASS),
     # Per selected element, shared by the kernels: the position coders (compiled into each kernel file;
     # measured in the NEON one, as the wheel runs them) and format.cpp's value coding and decode scatter.
     Loop("position gaps (position_code::encode)", POSITIONS, "gaps[i] = chunk[i] - chunk[i - 1] - 1;",
@@ -466,6 +481,7 @@ def lookup(results, kernel, prefix):
 
 
 DENSE_LOOPS = ("analyze loop 1", "analyze loop 2 (add", "accumulate")
+ONE_PASS_DENSE_LOOPS = ("analyze loop 1", "one-pass loop 2 (loop")
 RICE_DECODE_TYPICAL = "Rice decode, refill + 3 codes"
 
 
@@ -495,22 +511,37 @@ def summarize(results, p: float) -> dict:
         one = lookup(results, kernel, "analyze loop 2, one")["cycles_per_iteration"]
         return one - none
 
+    def one_pass_extra(kernel):
+        none = lookup(results, kernel, "one-pass loop 2 (loop")["cycles_per_iteration"]
+        one = lookup(results, kernel, "one-pass loop 2, one")["cycles_per_iteration"]
+        return one - none
+
     dense = {k: sum(lookup(results, k, name)["cycles_per_element"] for name in DENSE_LOOPS)
              for k in ("neon", "scalar")}
+    one_pass_dense = {k: sum(lookup(results, k, name)["cycles_per_element"] for name in ONE_PASS_DENSE_LOOPS)
+                      for k in ("neon", "scalar")}
     summary = {}
     for kernel in ("neon", "scalar"):
         per_selected = kernel_extra(kernel) + shared_sum(p)
+        one_pass_per_selected = one_pass_extra(kernel) + shared_sum(p)
         summary[kernel] = {
             "dense_cycles_per_element": round(dense[kernel], 3),
             "kernel_extra_cycles_per_selected_element": round(kernel_extra(kernel), 3),
             "extra_cycles_per_selected_element": round(per_selected, 3),
             "encode_pass_cycles_per_element": round(dense[kernel] + p * per_selected, 3),
+            "one_pass_dense_cycles_per_element": round(one_pass_dense[kernel], 3),
+            "one_pass_extra_cycles_per_selected_element": round(one_pass_per_selected, 3),
+            "one_pass_encode_cycles_per_element": round(one_pass_dense[kernel] + p * one_pass_per_selected, 3),
         }
     summary["shared_per_selected_element"] = {
         name: {"times": times, "cycles": cycles} for name, (times, cycles) in per_selected_shared(results, p).items()}
     summary["shared_cycles_per_selected_element"] = round(shared_sum(p), 3)
     summary["encode_pass_by_selection_rate"] = {
         f"{rate:g}": {kernel: round(dense[kernel] + rate * (kernel_extra(kernel) + shared_sum(rate)), 3)
+                      for kernel in ("neon", "scalar")}
+        for rate in SELECTION_RATES}
+    summary["one_pass_encode_by_selection_rate"] = {
+        f"{rate:g}": {kernel: round(one_pass_dense[kernel] + rate * (one_pass_extra(kernel) + shared_sum(rate)), 3)
                       for kernel in ("neon", "scalar")}
         for rate in SELECTION_RATES}
     shared = {r["loop"]: r for r in results if r["kernel"] == "shared"}
@@ -573,11 +604,23 @@ def markdown(results, summary, p) -> str:
         f"| scalar (GCC -O3) | {s['dense_cycles_per_element']} | {s['extra_cycles_per_selected_element']} | "
         f"**{s['encode_pass_cycles_per_element']}** |",
         "",
+        "One-pass encode (`residual_out`, as the DDP hook calls it, or `check_finite=False`): loop 2 also",
+        "stores the residual and there is no accumulate pass.",
+        "",
+        "| kernel | dense loops | extra per selected element | one-pass encode |",
+        "| --- | ---: | ---: | ---: |",
+        f"| neon | {n['one_pass_dense_cycles_per_element']} | {n['one_pass_extra_cycles_per_selected_element']} | "
+        f"**{n['one_pass_encode_cycles_per_element']}** |",
+        f"| scalar (GCC -O3) | {s['one_pass_dense_cycles_per_element']} | "
+        f"{s['one_pass_extra_cycles_per_selected_element']} | **{s['one_pass_encode_cycles_per_element']}** |",
+        "",
         "Encode pass (cycles per gradient element) across the issue's selection range:",
         "",
-        "| selection rate | neon | scalar (GCC -O3) |",
-        "| ---: | ---: | ---: |",
-        *[f"| {rate} | {v['neon']} | {v['scalar']} |" for rate, v in summary["encode_pass_by_selection_rate"].items()],
+        "| selection rate | neon | scalar (GCC -O3) | neon, one pass | scalar, one pass |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {rate} | {v['neon']} | {v['scalar']} | {summary['one_pass_encode_by_selection_rate'][rate]['neon']} | "
+          f"{summary['one_pass_encode_by_selection_rate'][rate]['scalar']} |"
+          for rate, v in summary["encode_pass_by_selection_rate"].items()],
         "",
         f"NEON / GCC-scalar speed-up on the encode pass: {summary['neon_speedup_over_gcc_o3_scalar']}x. "
         f"Decode per selected element: Rice decode {summary['rice_decode_cycles_per_code']} per code + grouped",

@@ -75,8 +75,10 @@ def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, che
     read: keep the old one until you decide to commit the step, without copying it first.
 
     Returns the payload as a 1-D numpy uint8 array. Non-finite values in ``grad`` or ``residual`` (or an
-    overflow of ``residual + 2*grad``) raise ValueError and leave ``residual`` (and ``residual_out``) unchanged, unless
-    ``check_finite=False``, in which case the caller guarantees finite inputs.
+    overflow of ``residual + 2*grad``) raise ValueError and leave ``residual`` unchanged, unless
+    ``check_finite=False``, in which case the caller guarantees finite inputs. After such an error
+    ``residual_out`` holds nothing usable: out of place, the update is written in the same pass that
+    checks the inputs, which saves a pass over memory (as does ``check_finite=False`` in place).
     """
     return _core.compress(
         as_float32_array(grad, "grad"),

@@ -6,4 +6,4 @@ fadd v0.4s, v0.4s, v1.4s
 str q0, [x2, x4]
 add x4, x4, 16
 cmp x5, x4
-bne .L28
+bne .L4

@@ -1,5 +1,5 @@
 // csrc/kernel_scalar.cpp: all_finite &= std::fabs(H) <= 3.40282347e+38f;
-// function _ZN8adlcodec12_GLOBAL__N_119analyze_bins_scalarEPKfS2_mjjPjPfPb; 1 element(s) per iteration
+// function _ZN8adlcodec12_GLOBAL__N_112analyze_binsILb0EEEPjPKfS4_PfmjjS2_S5_Pb.constprop.0; 1 element(s) per iteration
 ldr s0, [x8, x1, lsl 2]
 ldr s1, [x9, x1, lsl 2]
 fadd s1, s0, s1
@@ -11,7 +11,7 @@ fcmp s1, #0.0
 and w11, w11, w12
 fccmpe s0, s2, 1, ne
 cset w12, ge
-cbz w12, .L7
+cbz w12, .L50
 add x1, x1, 1
 cmp x10, x1
-beq .L3
+beq .L46

@@ -1,5 +1,5 @@
 // csrc/kernel_scalar.cpp: all_finite &= std::fabs(H) <= 3.40282347e+38f;
-// function _ZN8adlcodec12_GLOBAL__N_119analyze_bins_scalarEPKfS2_mjjPjPfPb; 1 element(s) per iteration
+// function _ZN8adlcodec12_GLOBAL__N_112analyze_binsILb0EEEPjPKfS4_PfmjjS2_S5_Pb.constprop.0; 1 element(s) per iteration
 ldr s0, [x8, x1, lsl 2]
 ldr s1, [x9, x1, lsl 2]
 fadd s1, s0, s1
@@ -11,10 +11,10 @@ fcmp s1, #0.0
 and w11, w11, w12
 fccmpe s0, s2, 1, ne
 cset w12, ge
-cbz w12, .L7
+cbz w12, .L50
 add w12, w4, w1
 str w12, [x0], 4
 add x1, x1, 1
 str s1, [x6], 4
 cmp x10, x1
-bne .L8
+bne .L51
