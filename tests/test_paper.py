@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from adlcodec.paper import PAPER_TABLE_III, PiCluster, comm_time_per_step, cost_model
@@ -63,7 +64,7 @@ def test_cli_paper_table_end_to_end(tmp_path):
     out = tmp_path / "table"
     proc = subprocess.run(
         [sys.executable, "-m", "adlcodec", "paper-table", "--optimizers", "sgd,adl", "--train-subset", "1024", "--eval-subset", "300",
-         "--lr-interval", "8", "--no-progress", "--out", str(out)],
+         "--lr-interval", "8", "--lr", "0.01", "--eval-every", "3", "--eval-last", "10", "--no-progress", "--out", str(out)],
         env=ENV, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -71,14 +72,31 @@ def test_cli_paper_table_end_to_end(tmp_path):
     data = json.loads((out / "table.json").read_text())
     rows = {r["optimizer"]: r for r in data["rows"]}
     assert rows["sgd"]["ratio"] == 1.0 and rows["adl"]["ratio"] > 40
-    assert rows["adl"]["final_lr"] == pytest.approx(0.04)  # the clamp, as docs/PAPER.md says
-    for r in rows.values():
+    assert rows["sgd"]["lr"] == rows["adl"]["lr"] == 0.01  # --lr reaches every optimizer
+    assert rows["adl"]["final_lr"] == pytest.approx(0.02)  # the clamp at twice the initial rate, as docs/PAPER.md says
+    assert "tail accuracy %" in proc.stdout
+    for r, run in zip(data["rows"], data["runs"]):
         assert 30 < r["accuracy"] <= 100 and r["loss_sd"] > 0 and r["seconds"] > 0
+        # 16 steps: every 3rd step within the last 10 (not 3 or 6), then the final evaluation
+        assert [s for s, _ in run["accuracy_curve"]] == [9, 12, 15, 16]
+        assert r["tail_accuracy"] == pytest.approx(np.mean([a for _, a in run["accuracy_curve"]]))
         assert r["energy_j"] == pytest.approx(data["cluster"]["nodes"] * data["cluster"]["node_watts"] * r["delay_s"])
     # same compute, far fewer bytes: the compressed run's modeled link time per step is far smaller
     assert rows["adl"]["comm_s_per_step"] < rows["sgd"]["comm_s_per_step"] / 20
     assert (out / "table.md").read_text().count("\n| ") == 3
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tail_accuracy_is_the_mean_of_the_last_evaluations():
+    from adlcodec.paper import tail_accuracy
+
+    result = dict(steps=100, config=dict(eval_every=10, eval_last=30),
+                  accuracy_curve=[(50, 10.0), (70, 20.0), (80, 30.0), (90, 40.0), (100, 60.0)])
+    assert tail_accuracy(result) == pytest.approx((30.0 + 40.0 + 60.0) / 3)  # steps 80, 90, 100; not 70
+    result["config"]["eval_last"] = None
+    assert tail_accuracy(result) == pytest.approx(32.0)  # the whole run
+    assert tail_accuracy(dict(result, config=dict(eval_every=0, eval_last=None))) is None
+    assert tail_accuracy(dict(result, accuracy_curve=[(100, 60.0)])) is None  # one point is no mean
 
 
 def test_cli_paper_table_rejects_unknown_optimizer():

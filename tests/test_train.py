@@ -91,7 +91,7 @@ def test_spawned_ranks_train_and_agree(uninterrupted):
     assert r["config"]["hook"] == "adacomp"
     # the adaptive rate was evaluated at steps 4, 8, 12: first call records, then it climbs to the 2x clamp
     assert [s for s, _ in r["lr_curve"]] == [4, 8, 12]
-    assert r["lr_curve"][0][1] == 0.02 and r["lr_curve"][-1][1] == pytest.approx(0.04)
+    assert r["lr_curve"][0][1] == 0.002 and r["lr_curve"][-1][1] == pytest.approx(0.004)
 
 
 def test_tail_evaluations_do_not_change_training(uninterrupted):
@@ -191,8 +191,8 @@ def test_cli_rejects_bad_arguments():
     assert proc.returncode == 2 and "invalid choice: 'lbfgs'" in proc.stderr
 
 
-@pytest.mark.parametrize("optimizer, lr, hook", [("sgd", 0.02, "allreduce"), ("adam", 1e-3, "allreduce"),
-                                                  ("adadelta", 1.0, "allreduce"), ("adl", 0.02, "adacomp")])
+@pytest.mark.parametrize("optimizer, lr, hook", [("sgd", 0.002, "allreduce"), ("adam", 1e-3, "allreduce"),
+                                                  ("adadelta", 1.0, "allreduce"), ("adl", 0.002, "adacomp")])
 def test_optimizer_defaults(optimizer, lr, hook):
     cfg = TrainConfig(optimizer=optimizer)
     cfg.validate()

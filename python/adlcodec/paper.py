@@ -105,9 +105,22 @@ def summarize(result: dict, cluster: PiCluster) -> dict:
         accuracy=result["accuracy"], test_loss=result["loss"], loss_mean=float(np.mean(last_epoch)),
         loss_sd=float(np.std(last_epoch, ddof=1)) if len(last_epoch) > 1 else 0.0,
         seconds=result["seconds"], ratio=result["ratio"], final_lr=result["lr_curve"][-1][1], steps=result["steps"],
+        tail_accuracy=tail_accuracy(result),
     )
     row.update(cost_model(result, cluster))
     return row
+
+
+def tail_accuracy(result: dict) -> float | None:
+    """Mean test accuracy over the evaluations of the last ``eval_last`` steps (the final one included), or
+    ``None`` when the run evaluated only at the end. One evaluation of a run at a high rate swings by points
+    from one snapshot to the next; the mean of several is what a 0.5-point comparison can rest on."""
+    config = result["config"]
+    if not config.get("eval_every"):
+        return None
+    last = config.get("eval_last") or result["steps"]
+    points = [acc for step, acc in result["accuracy_curve"] if step > result["steps"] - last]
+    return float(np.mean(points)) if len(points) > 1 else None
 
 
 def _paper_accuracy(dataset: str, optimizer: str):
@@ -118,18 +131,21 @@ def format_table(rows: list[dict], cluster: PiCluster, dataset_label: str, paper
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
 
+    with_tail = any(r.get("tail_accuracy") is not None for r in rows)
     lines = [
         f"Table III analogue on {dataset_label}; delay and energy are *modeled* for {cluster.nodes} Pi 3B+ nodes "
         f"({cluster.link_mbit:g} Mbit/s, {cluster.latency_ms:g} ms, β={cluster.overhead:g}, "
         f"{cluster.node_watts:g} W/node)",
         "",
-        f"| optimizer | hook | accuracy % | train loss (last epoch) | processing s | ratio | modeled delay s | "
-        f"modeled energy J | paper accuracy % ({paper_dataset}) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| optimizer | hook | lr | accuracy % |{' tail accuracy % |' if with_tail else ''} train loss (last epoch) | "
+        f"processing s | ratio | modeled delay s | modeled energy J | paper accuracy % ({paper_dataset}) |",
+        "|---|---|---:|---:|" + ("---:|" if with_tail else "") + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        tail = f" {fmt(r.get('tail_accuracy'), '.2f')} |" if with_tail else ""
         lines.append(
-            f"| {r['optimizer']} | {r['hook']} | {r['accuracy']:.2f} | {r['loss_mean']:.3f} ± {r['loss_sd']:.3f} | "
+            f"| {r['optimizer']} | {r['hook']} | {r['lr']:g} | {r['accuracy']:.2f} |{tail} "
+            f"{r['loss_mean']:.3f} ± {r['loss_sd']:.3f} | "
             f"{r['seconds']:.1f} | {r['ratio']:.1f} | {r['delay_s']:.1f} | {r['energy_j']:.0f} | "
             f"{fmt(_paper_accuracy(paper_dataset, r['optimizer']), '.2f')} |"
         )
@@ -149,7 +165,8 @@ def run_table(args: argparse.Namespace) -> list[dict]:
         config = TrainConfig(
             ranks=args.ranks, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, optimizer=name,
             data=args.data, train_subset=args.train_subset or None, eval_subset=args.eval_subset or None,
-            lr_interval=args.lr_interval, bits=args.bits, progress=not args.no_progress,
+            lr_interval=args.lr_interval, bits=args.bits, progress=not args.no_progress, lr=args.lr,
+            momentum=args.momentum, eval_every=args.eval_every, eval_last=args.eval_last,
         )
         print(f"[paper-table] {name}: lr {config.lr:g}, hook {config.hook}", file=sys.stderr, flush=True)
         result = run(config)
@@ -179,6 +196,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bits", type=int, default=1, help="codec bits for adl")
+    p.add_argument("--lr", type=float, default=None,
+                   help="initial rate of every optimizer in the list (default: each optimizer's own, "
+                        "train.DEFAULT_LR); sgd and adl share the SGD rate, so compare them at one value")
+    p.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="SGD momentum (sgd and adl)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="also evaluate every N steps, for the tail-accuracy column (0: only at the end)")
+    p.add_argument("--eval-last", type=int, default=None,
+                   help="with --eval-every: evaluate within the last N steps only; tail accuracy is their mean")
     p.add_argument("--lr-interval", type=int, default=20, help="steps per adaptive-LR evaluation / curve point")
     p.add_argument("--paper-dataset", choices=sorted(PAPER_TABLE_III), default="MNIST",
                    help="which of the paper's tables to print beside ours")
