@@ -76,6 +76,13 @@ def test_crc32c_check_value():
         expected = spec_decoder.crc32c(data[:cut])
         assert adlcodec._core.crc32c(data[:cut]) == expected  # the CPU's instruction where it has one
         assert adlcodec._core.crc32c(data[:cut], portable=True) == expected
+    # Long inputs run as three interleaved chains joined by the zero-append tables (blocks of 8192 and
+    # 256 bytes): lengths around whole and partial triples of both.
+    data = np.random.default_rng(2).integers(0, 256, 3 * 8192 * 2 + 3 * 256 + 100, dtype=np.uint8).tobytes()
+    for cut in (767, 768, 769, 3 * 256 + 8, 24575, 24576, 24577, 24576 + 768 + 5, 2 * 24576, len(data)):
+        expected = adlcodec._core.crc32c(data[:cut], portable=True)
+        assert adlcodec._core.crc32c(data[:cut]) == expected, cut
+    assert adlcodec._core.crc32c(data) == spec_decoder.crc32c(data)  # and the spec's own, once, for a long one
 
 
 # --- hostile and corrupted payloads ----------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_errors():
     with pytest.raises(adlcodec.FormatError):
         codec.decode(b"not a payload at all, not at all")
     encoded = codec.encode(np.ones(10, np.float32))
-    with pytest.raises(ValueError, match="out holds"):
+    with pytest.raises(ValueError, match="out has 11 elements, the payload holds 10"):
         codec.decode(encoded, out=np.empty(11, np.float32))
     with pytest.raises(ValueError):
         AdaCompCodec(bits=7)
