@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adlcodec.paper import tail_accuracy
+
 REPO = Path(__file__).resolve().parents[2]
 NETNS = REPO / "scripts" / "cluster" / "netns.sh"
 HERMETIC = REPO / "scripts" / "cluster" / "hermetic.sh"
@@ -129,6 +131,8 @@ def accuracy_run(method: str, args, out_json: Path, seed: int) -> dict:
         "--hidden", str(args.hidden), "--no-progress", "--out", str(out_json),
         "--lr", str(args.lr), "--momentum", str(args.momentum),
     ]
+    if args.acc_eval_every:
+        cmd += ["--eval-every", str(args.acc_eval_every), "--eval-last", str(args.acc_eval_last)]
     if args.acc_train_subset:
         cmd += ["--train-subset", str(args.acc_train_subset)]
     if args.acc_max_steps:
@@ -199,14 +203,21 @@ def write_markdown(results: dict, path: Path) -> None:
             lines.append("")
     if results["accuracy"]:
         base = acc.get("allreduce-fp32")
+        base_tail = next((a.get("tail_accuracy") for a in results["accuracy"] if a["method"] == "allreduce-fp32"), None)
         lines += [f"### Test accuracy after {results['epochs']} epoch(s), {results['acc_ranks']} ranks", "",
-                  "| method | accuracy (%), mean | vs fp32 allreduce (points) | per seed | steps | replicas identical |",
-                  "|---|---:|---:|---|---:|---|"]
+                  "Tail: the mean of each run's evaluations within its last "
+                  f"{results.get('acc_eval_last', '-')} steps (every {results.get('acc_eval_every', '-')}, and the "
+                  "final one), averaged over the seeds.", "",
+                  "| method | accuracy (%), mean | vs fp32 allreduce (points) | tail (%) | tail vs fp32 | per seed | "
+                  "steps | replicas identical |",
+                  "|---|---:|---:|---:|---:|---|---:|---|"]
         for a in results["accuracy"]:
             delta = "-" if base is None else f"{a['accuracy'] - base:+.2f}"
+            tail = a.get("tail_accuracy")
+            tail_delta = "-" if tail is None or base_tail is None else f"{tail - base_tail:+.2f}"
             seeds = " / ".join(f"{s['accuracy']:.2f}" for s in a.get("seeds", [a]))
-            lines.append(f"| {a['method']} | {a['accuracy']:.2f} | {delta} | {seeds} | {a['steps']} | "
-                         f"{a['replicas_identical']} |")
+            lines.append(f"| {a['method']} | {a['accuracy']:.2f} | {delta} | {'-' if tail is None else f'{tail:.2f}'} | "
+                         f"{tail_delta} | {seeds} | {a['steps']} | {a['replicas_identical']} |")
         lines.append("")
     for ranks in sorted({t["ranks"] for t in timing}):
         compute = results["compute_only_s"].get(str(ranks))
@@ -295,7 +306,11 @@ def main(argv=None) -> int:
     p.add_argument("--acc-train-subset", type=int, default=None)
     p.add_argument("--acc-max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0, help="seed of the timing runs")
-    p.add_argument("--acc-seeds", default="0,1", help="seeds of the accuracy runs (the table gives their mean)")
+    p.add_argument("--acc-seeds", default="0,1,2", help="seeds of the accuracy runs (the table gives their mean)")
+    p.add_argument("--acc-eval-every", type=int, default=25,
+                   help="accuracy runs also evaluate every N steps within the last --acc-eval-last steps; "
+                        "the mean of those evaluations is the tail accuracy (0: final evaluation only)")
+    p.add_argument("--acc-eval-last", type=int, default=75)
     # SGD, momentum 0.9, lr 0.002: the better of 0.02 and 0.002 for fp32 allreduce on this budget (docs/CLUSTER.md,
     # "Learning rate"); at 0.02 the effective step lr/(1 - momentum) = 0.2 is past what error feedback with exact
     # magnitudes (8 and 32 bits) tolerates, and fp32 itself loses ~3 points.
@@ -339,7 +354,8 @@ def main(argv=None) -> int:
     rates_main = args.rates_main.split(",")
     rates_sweep = args.rates_sweep.split(",")
     results = dict(steps=args.steps, batch_size=args.batch_size, epochs=args.epochs, acc_ranks=args.acc_ranks,
-                   lr=args.lr, momentum=args.momentum, acc_seeds=args.acc_seeds,
+                   lr=args.lr, momentum=args.momentum, acc_seeds=args.acc_seeds, acc_eval_every=args.acc_eval_every,
+                   acc_eval_last=args.acc_eval_last,
                    hidden=args.hidden, compute_only_s={},
                    rates_main=rates_main, rates_sweep=rates_sweep, sweep_ranks=args.sweep_ranks,
                    timing=[], sweep=[], accuracy=[], errors=[], params=None)
@@ -385,12 +401,14 @@ def main(argv=None) -> int:
                     except (subprocess.SubprocessError, json.JSONDecodeError, FileNotFoundError) as exc:
                         results["errors"].append(f"accuracy {m} seed {seed}: {exc}")
                         continue
-                    per_seed.append(dict(seed=seed, accuracy=r["accuracy"], steps=r["steps"],
-                                         replicas_identical=r["replicas_identical"]))
+                    per_seed.append(dict(seed=seed, accuracy=r["accuracy"], tail_accuracy=tail_accuracy(r),
+                                         steps=r["steps"], replicas_identical=r["replicas_identical"]))
                     print(f"  {r['accuracy']:.2f} %", flush=True)
                 if per_seed:
+                    tails = [a["tail_accuracy"] for a in per_seed]
                     results["accuracy"].append(dict(
                         method=m, accuracy=float(np.mean([a["accuracy"] for a in per_seed])), seeds=per_seed,
+                        tail_accuracy=None if None in tails else float(np.mean(tails)),
                         steps=per_seed[0]["steps"], replicas_identical=all(a["replicas_identical"] for a in per_seed)))
     finally:
         _teardown_all()
