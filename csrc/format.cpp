@@ -531,15 +531,23 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
 
   const uint8_t* values = p.values;
   const int bits = info.bits;
-  // The non-finite scans have no early exit, so they vectorize; a payload that fails them is rare.
+  // The non-finite scans: an infinity or NaN has the largest magnitude bits (all exponent bits set), so
+  // one unsigned maximum of |v| finds them. A max reduction with no early exit vectorizes; an OR of
+  // comparisons did not (GCC 12 kept it scalar, 13 % of a 1M-element 32-bit decode).
   if (bits == 16) {
-    bool any_nonfinite = false;
-    for (uint64_t i = 0; i < count; ++i) any_nonfinite |= (get_u16(values + 2 * i) & 0x7C00u) == 0x7C00u;
-    if (any_nonfinite) throw FormatError(fmt_error("non-finite half value"));
+    uint32_t largest = 0;
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint32_t magnitude = get_u16(values + 2 * i) & 0x7FFFu;
+      largest = magnitude > largest ? magnitude : largest;
+    }
+    if (largest >= 0x7C00u) throw FormatError(fmt_error("non-finite half value"));
   } else if (bits == 32) {
-    bool any_nonfinite = false;
-    for (uint64_t i = 0; i < count; ++i) any_nonfinite |= (get_u32(values + 4 * i) & 0x7F800000u) == 0x7F800000u;
-    if (any_nonfinite) throw FormatError(fmt_error("non-finite value"));
+    uint32_t largest = 0;
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint32_t magnitude = get_u32(values + 4 * i) & 0x7FFFFFFFu;
+      largest = magnitude > largest ? magnitude : largest;
+    }
+    if (largest >= 0x7F800000u) throw FormatError(fmt_error("non-finite value"));
   } else {
     const uint64_t used = count * uint64_t(bits);
     if (used % 8 && (values[info.values_nbytes - 1] >> (used % 8)) != 0)

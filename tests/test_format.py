@@ -194,6 +194,25 @@ def test_forged_payloads_with_valid_checksums_are_rejected(body, match):
     assert_rejected_untouched(reseal(body), match)
 
 
+@pytest.mark.parametrize("bits, bad, largest_finite", [(16, [0xFE01, 0xFC00, 0x7C01], [0x7BFF, 0xFBFF]),
+                                                       (32, [0xFFC01234, 0xFF800000, 0x7F800001], [0x7F7FFFFF, 0xFF7FFFFF])])
+def test_non_finite_values_anywhere_in_a_long_section_are_rejected(rng, bits, bad, largest_finite):
+    """The scan is one maximum of |v| over the whole section: a NaN or infinity of either sign at any
+    position is found, and the largest finite magnitudes of either sign still pass."""
+    grad = rng.standard_normal(3000, dtype=np.float32)  # assert_rejected_untouched decodes into 3000
+    payload = adlcodec.compress(grad, np.zeros_like(grad), bin_size=50, bits=bits)
+    selected = adlcodec.inspect(payload)["selected"]
+    width, fmt = (2, "<H") if bits == 16 else (4, "<I")
+    start = payload.size - 4 - width * selected  # the value section ends right before the checksum
+    body = payload[:-4].tobytes()
+    for k, pattern in [(selected - 1, largest_finite[0]), (selected // 2, largest_finite[1])]:
+        edited = body[: start + width * k] + struct.pack(fmt, pattern) + body[start + width * (k + 1):]
+        assert np.isfinite(adlcodec.decompress(reseal(edited))).all()
+    for k, pattern in zip([selected - 1, selected // 2, 17], bad):
+        edited = body[: start + width * k] + struct.pack(fmt, pattern) + body[start + width * (k + 1):]
+        assert_rejected_untouched(reseal(edited), "non-finite")
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_random_bytes_never_crash(data):
