@@ -185,15 +185,13 @@ template <int Bits>
 void update_residual(const Kernel& kernel, const float* grad, const float* residual, float* out, uint64_t numel,
                      bool unselected_written, const uint32_t* idx, const float* G, uint64_t selected, float scale,
                      uint8_t* values) {
-  // Written already: one chunk without the accumulate pass.
-  const uint64_t chunk = unselected_written ? std::max<uint64_t>(numel, 1) : kApplyChunkElements;
   uint64_t next = 0;
   if constexpr (Bits <= 8) {
     const SentTable<Bits> sent(scale);
     uint64_t pack = 0;  // codes not yet stored, the first in the low bits
     unsigned packed_bits = 0;
-    for (uint64_t start = 0; start < numel; start += chunk) {
-      const uint64_t end = std::min(numel, start + chunk);
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       for (; next < selected && idx[next] < end; ++next) {
         const uint32_t code = value_code<Bits>(G[next], scale);
@@ -216,8 +214,8 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
   } else {
     write_values<Bits>(G, selected, values);
     const ValueReader<Bits> sent(values, scale);
-    for (uint64_t start = 0; start < numel; start += chunk) {
-      const uint64_t end = std::min(numel, start + chunk);
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       for (; next < selected && idx[next] < end; ++next) out[idx[next]] = G[next] - sent(next);
     }

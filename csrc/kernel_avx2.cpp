@@ -123,12 +123,6 @@ uint32_t* analyze_bins(const float* grad, const float* residual, float* out, uin
   return indices;
 }
 
-uint32_t* analyze_bins_avx2(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
-                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
-  return out ? analyze_bins<true>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite)
-             : analyze_bins<false>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite);
-}
-
 void accumulate_avx2(const float* grad, const float* residual, float* out, uint64_t n) {
   uint64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -139,7 +133,8 @@ void accumulate_avx2(const float* grad, const float* residual, float* out, uint6
 }  // namespace
 
 const Kernel& avx2_kernel() {
-  static const Kernel kernel{"avx2", analyze_bins_avx2, accumulate_avx2, position_code::encode, position_code::decode};
+  static const Kernel kernel{"avx2", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>, accumulate_avx2,
+                             position_code::encode, position_code::decode};
   return kernel;
 }
 

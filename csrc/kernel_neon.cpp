@@ -194,12 +194,6 @@ template <bool kWrite>
   return indices;
 }
 
-uint32_t* analyze_bins_neon(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
-                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
-  return out ? analyze_bins<true>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite)
-             : analyze_bins<false>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite);
-}
-
 void accumulate_neon(const float* grad, const float* residual, float* out, uint64_t n) {
   uint64_t i = 0;
   // Two stages: this step's loads, the previous step's adds and stores.
@@ -233,7 +227,8 @@ void accumulate_neon(const float* grad, const float* residual, float* out, uint6
 }  // namespace
 
 const Kernel& neon_kernel() {
-  static const Kernel kernel{"neon", analyze_bins_neon, accumulate_neon, position_code::encode, position_code::decode};
+  static const Kernel kernel{"neon", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>, accumulate_neon,
+                             position_code::encode, position_code::decode};
   return kernel;
 }
 

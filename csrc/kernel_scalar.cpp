@@ -37,12 +37,6 @@ template <bool kWrite>
   return indices;
 }
 
-uint32_t* analyze_bins_scalar(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
-                              uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
-  return out ? analyze_bins<true>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite)
-             : analyze_bins<false>(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite);
-}
-
 void accumulate_scalar(const float* grad, const float* residual, float* out, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) out[i] = residual[i] + grad[i];
 }
@@ -50,7 +44,8 @@ void accumulate_scalar(const float* grad, const float* residual, float* out, uin
 }  // namespace
 
 const Kernel& scalar_kernel() {
-  static const Kernel kernel{"scalar", analyze_bins_scalar, accumulate_scalar, position_code::encode, position_code::decode};
+  static const Kernel kernel{"scalar", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>, accumulate_scalar,
+                             position_code::encode, position_code::decode};
   return kernel;
 }
 

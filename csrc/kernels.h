@@ -8,6 +8,10 @@
 
 namespace adlcodec {
 
+// The signature of Kernel::analyze_bins (below).
+using AnalyzeBins = uint32_t*(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
+                              uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite);
+
 struct Kernel {
   const char* name;
   // Reads whole bins starting at element 0 of the span: for each element G = r + g and H = G + g;
@@ -18,8 +22,7 @@ struct Kernel {
   // With `out` null nothing else is written. Otherwise out[i] = G for every element of the span, and of
   // nothing past it: the unselected part of the residual update, in the same pass. `out` may be
   // `residual` itself (each element is read before it is written) or share no memory with it.
-  uint32_t* (*analyze_bins)(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
-                            uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite);
+  AnalyzeBins* analyze_bins;
   // out[i] = residual[i] + grad[i]: the unselected part of the residual update. `out` is `residual`
   // (in place) or shares no memory with it.
   void (*accumulate)(const float* grad, const float* residual, float* out, uint64_t n);
@@ -28,6 +31,14 @@ struct Kernel {
   void (*encode_positions)(const uint32_t* idx, uint64_t count, uint8_t* stream, PositionWriter* writer);
   PositionRead (*decode_positions)(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx);
 };
+
+// Kernel::analyze_bins of a kernel that compiles its loops twice, without and with the store of G, so
+// that the read-only variant carries no test of `out` per vector.
+template <AnalyzeBins* kReadOnly, AnalyzeBins* kWriting>
+uint32_t* analyze_bins_either(const float* grad, const float* residual, float* out, uint64_t n, uint32_t bin_size,
+                              uint32_t index_base, uint32_t* indices, float* values, bool* nonfinite) {
+  return (out ? kWriting : kReadOnly)(grad, residual, out, n, bin_size, index_base, indices, values, nonfinite);
+}
 
 const Kernel& scalar_kernel();
 #if defined(ADLCODEC_HAVE_AVX2)

@@ -1,5 +1,5 @@
 // csrc/kernel_neon.cpp: i += kBlock) {  // loop 1, steady state
-// function _ZN8adlcodec12_GLOBAL__N_112analyze_binsILb0EEEPjPKfS4_PfmjjS2_S5_Pb.constprop.0; 16 element(s) per iteration
+// function _ZN8adlcodec12_GLOBAL__N_112analyze_binsILb0EEEPjPKfS4_PfmjjS2_S5_Pb; 16 element(s) per iteration
 ldp q24, q22, [x1]
 ldp q23, q21, [x2]
 ldp q20, q18, [x1, 32]
@@ -19,4 +19,4 @@ fadd v6.4s, v24.4s, v23.4s
 fadd v5.4s, v22.4s, v21.4s
 fadd v4.4s, v20.4s, v19.4s
 fadd v1.4s, v18.4s, v7.4s
-bne .L141
+bne .L144

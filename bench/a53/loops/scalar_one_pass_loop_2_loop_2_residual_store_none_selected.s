@@ -11,8 +11,8 @@ fcmp s1, #0.0
 and w10, w10, w11
 fccmpe s0, s2, 1, ne
 cset w11, ge
-cbnz w11, .L42
+cbnz w11, .L65
 str s1, [x12, x1, lsl 2]
 add x1, x1, 1
 cmp x8, x1
-bne .L29
+bne .L52

@@ -3,4 +3,4 @@
 ldr q2, [x3], 16
 umax v0.4s, v0.4s, v2.4s
 cmp x3, x13
-bne .L31
+bne .L34

@@ -8,4 +8,4 @@ add v0.4s, v0.4s, v29.4s
 cmp x0, x4
 sub v0.4s, v0.4s, v2.4s
 str q0, [x3, 4]
-bne .L28
+bne .L31

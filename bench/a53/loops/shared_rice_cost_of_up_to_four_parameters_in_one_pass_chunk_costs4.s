@@ -7,4 +7,4 @@ add v4.4s, v7.4s, v0.4s
 cmhs v0.4s, v16.4s, v0.4s
 bsl v0.16b, v4.16b, v3.16b
 add v2.4s, v2.4s, v0.4s
-bne .L66
+bne .L69

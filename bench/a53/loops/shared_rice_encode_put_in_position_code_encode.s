@@ -20,7 +20,7 @@ orr x16, x16, x3, lsr 24
 lsl w18, w18, 3
 orr x0, x0, x10
 add x1, x2, x22
-bls .L132
+bls .L135
 str x0, [x2, x22]
 add w5, w5, 1
 and w23, w17, 7
@@ -28,6 +28,6 @@ add x22, x22, x19
 add x7, x7, 4
 cmp w30, w5
 lsr x10, x0, x18
-bls .L77
+bls .L80
 ldr w1, [x7]
 uxtw x0, w1
