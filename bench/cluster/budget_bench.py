@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adlcodec.paper import tail_points
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_bench import Cluster, _mbit, _on_signal, _teardown_all, train_in_cluster  # noqa: E402
 
@@ -49,7 +51,7 @@ def tail_accuracy(run: dict, last: int) -> dict:
 
     With plain SGD at a constant rate the test accuracy of one model swings by points from one evaluation to
     the next (bench/cluster/results/budget/README.md), so a single final figure per seed is a noisy sample."""
-    points = [a for step, a in run["accuracy_curve"] if step > run["steps"] - last]
+    points = tail_points(run, last)
     return dict(tail_mean=float(np.mean(points)), tail_sd=float(np.std(points, ddof=1)) if len(points) > 1 else None,
                 tail_points=len(points))
 

@@ -221,8 +221,8 @@ class BandwidthBudget:
     def _transfer_ms(self, message_bytes: float) -> float:
         return (self.world - 1) * message_bytes * _WIRE_BYTES_PER_DATA_BYTE * 8.0 / (self.link_mbps * 1e3)
 
-    def predict_ms(self, pressure: float) -> float:
-        """Modelled exchange time of one step at ``pressure``, plus the measured overhead."""
+    def predict_ms(self, pressure: float, overhead_ms: float | None = None) -> float:
+        """Modelled exchange time of one step at ``pressure``, plus the measured overhead (or ``overhead_ms``)."""
         total = 0.0
         for bucket in self.buckets.values():
             nbytes = bucket["fixed"]
@@ -230,7 +230,7 @@ class BandwidthBudget:
                 layer = self.layers[ordinal]
                 nbytes += layer.predict_bytes(*self.setting_at(layer, pressure))
             total += nbytes
-        return self.overhead_ms + self._transfer_ms(total)
+        return (self.overhead_ms if overhead_ms is None else overhead_ms) + self._transfer_ms(total)
 
     # -- decisions ----------------------------------------------------------------------------------------
     def end_step(self, iteration: int) -> None:
@@ -275,27 +275,24 @@ class BandwidthBudget:
         del self.slack[:-self.relax_after]
         if current <= 0 or len(self.slack) < self.relax_after:
             return current
-        smoothed, self.overhead_ms = self.overhead_ms, max(self.slack)
-        try:
-            chosen = self._settle(current - self.max_step / 4, current)
-        finally:
-            self.overhead_ms = smoothed
+        chosen = self._settle(current - self.max_step / 4, current, overhead_ms=max(self.slack))
         self.slack.clear()
         return chosen
 
-    def _settle(self, lowest: float, highest: float) -> float:
-        """Pressure in ``[lowest, highest]`` nearest to the one whose prediction meets the target."""
+    def _settle(self, lowest: float, highest: float, overhead_ms: float | None = None) -> float:
+        """Pressure in ``[lowest, highest]`` nearest to the one whose prediction (with ``overhead_ms``, by
+        default the measured overhead) meets the target."""
         target = (1.0 - self.margin) * self.max_comm_ms
         top = self.max_pressure()
         lo, hi = 0, int(math.ceil(top * _PRESSURE_GRID))
-        if self.predict_ms(0.0) <= target:
+        if self.predict_ms(0.0, overhead_ms) <= target:
             best = 0
-        elif self.predict_ms(hi / _PRESSURE_GRID) > target:
+        elif self.predict_ms(hi / _PRESSURE_GRID, overhead_ms) > target:
             best = hi
         else:
             while hi - lo > 1:  # predicted time falls as pressure rises
                 mid = (lo + hi) // 2
-                if self.predict_ms(mid / _PRESSURE_GRID) <= target:
+                if self.predict_ms(mid / _PRESSURE_GRID, overhead_ms) <= target:
                     hi = mid
                 else:
                     lo = mid

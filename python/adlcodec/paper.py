@@ -29,7 +29,7 @@ import numpy as np
 from .train import OPTIMIZERS, TrainConfig, plot_curves, run
 
 __all__ = ["PiCluster", "PAPER_TABLE_III", "comm_time_per_step", "cost_model", "summarize", "format_table",
-           "run_table", "add_arguments", "main"]
+           "run_table", "add_arguments", "main", "tail_points", "tail_accuracy"]
 
 # What we know of the paper's published numbers.  Only the abstract was available to us: it reports
 # 99.09 % classification accuracy for the proposed method (the MNIST result).  Every other cell of
@@ -111,15 +111,20 @@ def summarize(result: dict, cluster: PiCluster) -> dict:
     return row
 
 
+def tail_points(result: dict, last: int | None = None) -> list[float]:
+    """Test accuracies of a run's evaluations within its last ``last`` steps (default: the run's own
+    ``eval_last``, or the whole run), the final evaluation included."""
+    last = last or result["config"].get("eval_last") or result["steps"]
+    return [acc for step, acc in result["accuracy_curve"] if step > result["steps"] - last]
+
+
 def tail_accuracy(result: dict) -> float | None:
     """Mean test accuracy over the evaluations of the last ``eval_last`` steps (the final one included), or
     ``None`` when the run evaluated only at the end. One evaluation of a run at a high rate swings by points
     from one snapshot to the next; the mean of several is what a 0.5-point comparison can rest on."""
-    config = result["config"]
-    if not config.get("eval_every"):
+    if not result["config"].get("eval_every"):
         return None
-    last = config.get("eval_last") or result["steps"]
-    points = [acc for step, acc in result["accuracy_curve"] if step > result["steps"] - last]
+    points = tail_points(result)
     return float(np.mean(points)) if len(points) > 1 else None
 
 
