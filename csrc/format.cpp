@@ -186,7 +186,52 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
                      bool unselected_written, const uint32_t* idx, const float* G, uint64_t selected, float scale,
                      uint8_t* values) {
   uint64_t next = 0;
-  if constexpr (Bits <= 8) {
+  if constexpr (Bits == 1) {
+    // The decoder's value of a sign code is s with that sign bit (ValueReader<1>), so sent = s with
+    // G's sign: no code to look up on the way, and nothing chains one element to the next but the
+    // packing of the sign bits, four at a time.
+    const uint32_t scale_bits = float_bits(scale);
+    uint64_t pack = 0;  // sign bits not yet stored, the first in the low bits
+    unsigned packed_bits = 0;
+    for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
+      const uint64_t end = std::min(numel, start + kApplyChunkElements);
+      if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
+      // Every load of a group before its first store: `out` may alias G and idx as far as the compiler
+      // knows, and an in-order core would otherwise wait out each element's load latency in turn.
+      for (; next + 4 <= selected && idx[next + 3] < end; next += 4) {  // indices ascend
+        float residual_of[4];
+        uint32_t at[4];
+        uint64_t signs = 0;
+        for (unsigned j = 0; j < 4; ++j) {
+          const uint32_t bits = float_bits(G[next + j]);
+          residual_of[j] = G[next + j] - bits_float(scale_bits | (bits & 0x80000000u));
+          signs |= uint64_t(bits >> 31) << j;
+          at[j] = idx[next + j];
+        }
+        for (unsigned j = 0; j < 4; ++j) out[at[j]] = residual_of[j];
+        pack |= signs << packed_bits;
+        packed_bits += 4;
+        if (packed_bits >= 64) {  // the word is full; keep what did not fit (shifting 4 - 0 leaves none)
+          put_u64(values, pack);
+          values += 8;
+          packed_bits -= 64;
+          pack = signs >> (4 - packed_bits);
+        }
+      }
+      for (; next < selected && idx[next] < end; ++next) {
+        const uint32_t bits = float_bits(G[next]);
+        out[idx[next]] = G[next] - bits_float(scale_bits | (bits & 0x80000000u));
+        pack |= uint64_t(bits >> 31) << packed_bits;
+        if (++packed_bits == 64) {
+          put_u64(values, pack);
+          values += 8;
+          pack = 0;
+          packed_bits = 0;
+        }
+      }
+    }
+    for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
+  } else if constexpr (Bits <= 8) {
     const SentTable<Bits> sent(scale);
     uint64_t pack = 0;  // codes not yet stored, the first in the low bits
     unsigned packed_bits = 0;

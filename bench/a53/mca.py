@@ -135,9 +135,9 @@ LOOPS = [
          "p0 += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared",
          load_bytes=4),
     Loop("1-bit code + error feedback (update_residual<1>)", "csrc/format.cpp",
-         "out[idx[next]] = G[next] - sent.value[code];", "encode-selected", "shared", elements=1,
-         function="update_residualILi1E", exclude=["put_u64(values, pack);"],
-         note="without the store of every 64th code's packed word"),
+         "for (unsigned j = 0; j < 4; ++j) out[at[j]] = residual_of[j];", "encode-selected", "shared",
+         elements=4, function="update_residualILi1E", exclude=["put_u64(values, pack);"],
+         note="four selected elements per step, without the store of every 64th code's packed word"),
     # decode_chunk_fast: a refill, then the first code, then up to two more while they lie within the
     # bits held. Codes at 1-10 % selection are 4-10 bits and a refill leaves >= 51 bits after the
     # first, so all three are decoded on every refill but the last of a chunk of 128 (and escapes).
