@@ -203,3 +203,17 @@ def test_optimizer_defaults(optimizer, lr, hook):
 def test_unknown_optimizer_is_rejected():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainConfig(optimizer="lbfgs").validate()
+
+
+@pytest.mark.parametrize("field,value,error,match", [
+    ("eval_every", 2.5, TypeError, "eval_every must be an int, got float"),
+    ("eval_every", True, TypeError, "eval_every must be an int, got bool"),
+    ("eval_every", -1, ValueError, "eval_every must be >= 0, got -1"),
+    ("eval_last", "3", TypeError, "eval_last must be an int, got str"),
+    ("eval_last", 0, ValueError, "eval_last must be >= 1, got 0"),
+    ("batch_size", 0, ValueError, "batch_size must be >= 1"),
+])
+def test_bad_config_values_name_the_field(field, value, error, match):
+    with pytest.raises(error, match=match):
+        TrainConfig(**{field: value}).validate()
+    TrainConfig(eval_every=0).validate()  # 0: evaluate only at epoch ends

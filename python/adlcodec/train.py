@@ -111,8 +111,10 @@ class TrainConfig:
         positive_int("powersgd_rank", self.powersgd_rank)
         positive_int("lr_interval", self.lr_interval)
         positive_int("eval_last", self.eval_last, allow_none=True)
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"eval_every must be an int >= 0, got {self.eval_every!r}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int):
+            raise TypeError(f"eval_every must be an int, got {type(self.eval_every).__name__}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("min_lr", "max_lr"):
