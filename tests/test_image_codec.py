@@ -16,10 +16,12 @@ from adlcodec.data import load_fashion_mnist  # noqa: E402
 from adlcodec.image import (  # noqa: E402
     CONTAINER_VERSION,
     DEFAULT_MODEL_PATH,
+    EARLIER_MODELS_DIR,
     decode_image,
     encode_image,
     inspect_image,
     load_model,
+    shipped_model,
 )
 from adlcodec.image.training import TrainImageConfig, train_image_model  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
@@ -169,8 +171,28 @@ def test_three_channel_model_32px_tiles(tiny_colour_model, test_images):
 def test_wrong_model_is_named(default_model, tiny_colour_model, test_images):
     rgb = np.repeat(np.pad(test_images[0], 2)[..., None], 3, axis=-1)
     data = encode_image(rgb, model=tiny_colour_model)
-    with pytest.raises(ValueError, match=f"{tiny_colour_model.model_id:08x}.*{default_model.model_id:08x}"):
+    with pytest.raises(ValueError, match=f"{tiny_colour_model.model_id:08x}, which this adlcodec does not ship"):
         decode_image(data)
+    with pytest.raises(ValueError, match=f"{tiny_colour_model.model_id:08x}.*{default_model.model_id:08x}"):
+        decode_image(data, model=default_model)
+
+
+def test_earlier_default_models_are_shipped_under_their_ids(default_model):
+    earlier = sorted(EARLIER_MODELS_DIR.glob("*.npz"))
+    assert {p.stem for p in earlier} >= {"39141547", "3e6cf08a"}  # the first two defaults
+    for path in earlier:
+        model = shipped_model(int(path.stem, 16))
+        assert model is not None and f"{model.model_id:08x}" == path.stem != f"{default_model.model_id:08x}"
+    assert shipped_model(default_model.model_id) is default_model
+    assert shipped_model(0x12345678) is None
+
+
+def test_files_of_an_earlier_default_model_decode_without_naming_it(test_images):
+    first = shipped_model(0x39141547)
+    data = encode_image(test_images[0], bits=8, model=first)
+    assert inspect_image(data)["model_id"] == "39141547"
+    assert np.array_equal(decode_image(data), decode_image(data, model=first))
+    assert mean_ssim(decode_image(data)[None], test_images[:1]) > 0.6
 
 
 # --- corrupt files ----------------------------------------------------------------------------------------

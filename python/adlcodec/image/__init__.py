@@ -8,11 +8,12 @@ torch is needed to run the model (``pip install adlcodec[train]``); Pillow for t
 """
 
 from .codec import CONTAINER_VERSION, decode_file, decode_image, encode_file, encode_image, inspect_image
-from .model import DEFAULT_MODEL_PATH, ImageModel, ModelSpec, load_model
+from .model import DEFAULT_MODEL_PATH, EARLIER_MODELS_DIR, ImageModel, ModelSpec, load_model, shipped_model
 
 __all__ = [
     "CONTAINER_VERSION",
     "DEFAULT_MODEL_PATH",
+    "EARLIER_MODELS_DIR",
     "ImageModel",
     "ModelSpec",
     "decode_file",
@@ -21,4 +22,5 @@ __all__ = [
     "encode_image",
     "inspect_image",
     "load_model",
+    "shipped_model",
 ]

@@ -86,7 +86,8 @@ def add_subparser(sub) -> argparse.ArgumentParser:
     dec = image_sub.add_parser("decode", help=".adl -> PNG")
     dec.add_argument("input")
     dec.add_argument("-o", "--output", required=True)
-    dec.add_argument("--model", default=None, help="model file the .adl was made with (default: the shipped one)")
+    dec.add_argument("--model", default=None,
+                     help="model file the .adl was made with (default: the shipped model of that id)")
     dec.set_defaults(func=_cmd_decode)
 
     ins = image_sub.add_parser("inspect", help="print the validated header of an .adl image as JSON")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _core
 from .._api import FormatError, check_bin_size, check_bits, compress, decompress, inspect
-from .model import SUPPORTED_CHANNELS, SUPPORTED_TILES, ImageModel, load_model
+from .model import SUPPORTED_CHANNELS, SUPPORTED_TILES, ImageModel, load_model, shipped_model
 
 __all__ = ["MAGIC", "CONTAINER_VERSION", "encode_image", "decode_image", "inspect_image"]
 
@@ -446,15 +446,23 @@ def inspect_image(data) -> dict:
 def decode_image(data, *, model=None, max_pixels: int | None = 1 << 26) -> np.ndarray:
     """Decodes .adl bytes to uint8 ``(H, W)`` (grayscale) or ``(H, W, 3)``.
 
-    A malformed file raises FormatError; a file made with another model than ``model`` (default: the
-    shipped one) raises ValueError naming both ids. ``max_pixels`` bounds what a small but valid file
-    from an untrusted source can make the decoder allocate.
+    A malformed file raises FormatError. Without ``model`` the file's own model is used if this package
+    ships it (the default, or the default of an earlier release); a file made with another model than
+    the given or any shipped one raises ValueError naming the ids. ``max_pixels`` bounds what a small
+    but valid file from an untrusted source can make the decoder allocate.
     """
     facts = _parse(data)
     if max_pixels is not None and facts["height"] * facts["width"] * facts["channels"] > max_pixels:
         raise FormatError(
             f".adl image: {facts['height']}×{facts['width']}×{facts['channels']} exceeds max_pixels={max_pixels}"
         )
+    if model is None:
+        model = shipped_model(facts["model_id"])
+        if model is None:
+            raise ValueError(
+                f".adl image was encoded with model {facts['model_id']:08x}, which this adlcodec does not ship; "
+                "pass the matching model file (--model)"
+            )
     model = _resolve_model(model)
     if facts["model_id"] != model.model_id:
         raise ValueError(

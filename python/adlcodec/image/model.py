@@ -25,9 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ModelSpec", "ImageModel", "DEFAULT_MODEL_PATH", "build_network", "save_model", "load_model"]
+__all__ = ["ModelSpec", "ImageModel", "DEFAULT_MODEL_PATH", "EARLIER_MODELS_DIR", "build_network", "save_model",
+           "load_model", "shipped_model"]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_fmnist.npz")
+# Every model an earlier release shipped as its default, as <model id>.npz: .adl files name the model
+# they were made with, and a new default must not orphan them.
+EARLIER_MODELS_DIR = Path(__file__).with_name("earlier_models")
 MODEL_FILE_VERSION = 1
 SUPPORTED_TILES = (28, 32)
 SUPPORTED_CHANNELS = (1, 3)
@@ -195,4 +199,18 @@ def load_model(path: str | os.PathLike | None = None) -> ImageModel:
     model_id = int.from_bytes(_canonical_digest(meta_json, arrays)[:4], "little")
     model = ImageModel(spec, encoder, decoder, model_id, meta.get("info"))
     _CACHE[key] = model
+    return model
+
+
+def shipped_model(model_id: int) -> ImageModel | None:
+    """The shipped model with this id: the default or an earlier release's default; None if neither."""
+    default = load_model()
+    if default.model_id == model_id:
+        return default
+    path = EARLIER_MODELS_DIR / f"{model_id:08x}.npz"
+    if not path.is_file():
+        return None
+    model = load_model(path)
+    if model.model_id != model_id:
+        raise ValueError(f"{path} holds model {model.model_id:08x}, not the one its name says")
     return model
