@@ -121,12 +121,15 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
 
     put(k, kRiceParamBits);
     const uint64_t low_mask = (uint64_t(1) << k) - 1;
+    const unsigned k_plus_one = k + 1;
     for (uint32_t i = 0; i < len; ++i) {
       const uint32_t gap = gaps[i];
       const uint32_t q = gap >> k;
-      if (q < kEscapeOnes) {
-        // q ones, a zero, then the low k bits: at most 24 + 1 + 31 = 56 bits in one store
-        put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);
+      if (__builtin_expect(q < kEscapeOnes, 1)) {  // else GCC computes the escape's codes on every code
+        // q ones, a zero, then the low k bits (at most 24 + 1 + 31 = 56 bits in one store), formed as
+        // ((2 low + 1) << q) - 1: the ones are the borrow of the subtraction, one op fewer than OR-ing
+        // a run of ones under the shifted low bits.
+        put(((((gap & low_mask) << 1) | 1) << q) - 1, q + k_plus_one);
       } else {
         put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);
         put(gap, kEscapeRawBits);

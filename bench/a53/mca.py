@@ -81,8 +81,8 @@ POSITIONS = "csrc/position_code_impl.h"  # #included by each kernel file
 NEON_UNIT = "csrc/kernel_neon.cpp"
 ENCODE_POSITIONS = "position_code6encode"
 DECODE_POSITIONS = "position_code6decode"
-# Only the escape's second put: GCC computes the first one's value in the common block, speculatively.
-RICE_ESCAPE_PUTS = ["put(gap, kEscapeRawBits);"]
+# The escape's two puts (24 ones, then the raw gap): the common code's path avoids both.
+RICE_ESCAPE_PUTS = ["put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);", "put(gap, kEscapeRawBits);"]
 RICE_ESCAPE_READ = ["inv >>= kEscapeOnes;"]
 POSITION_STORE = r"^str\s+w\d+, \[x\d+"  # out[i++] = at: one per decoded code
 
@@ -129,7 +129,7 @@ LOOPS = [
          load_bytes=4, unit=NEON_UNIT, function=ENCODE_POSITIONS,
          note="the 3 or 4 candidate parameters of a chunk of 128 gaps in one pass"),
     Loop("Rice encode (put in position_code::encode)", POSITIONS,
-         "put(((uint64_t(1) << q) - 1) | ((gap & low_mask) << (q + 1)), q + 1 + k);", "encode-selected",
+         "put(((((gap & low_mask) << 1) | 1) << q) - 1, q + k_plus_one);", "encode-selected",
          "shared", elements=1, unit=NEON_UNIT, function=ENCODE_POSITIONS, exclude=RICE_ESCAPE_PUTS),
     Loop("1-bit scale: four partial sums of |G| in double (selection_scale)", "csrc/format.cpp",
          "p0 += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared",
