@@ -85,6 +85,10 @@ def test_figures_are_sane(run):
     by_rate = summary["encode_pass_by_selection_rate"]
     neon = [by_rate[rate]["neon"] for rate in sorted(by_rate, key=float)]
     assert neon == sorted(neon) and neon[0] > summary["neon"]["dense_cycles_per_element"]
+    # the hand-written register-resident pass is a bound: cheaper than the kernel's own one-pass loops
+    bound = summary["lower_bound"]
+    assert bound["instructions"] > 50 and bound["elements_per_iteration"] == 48
+    assert 1 < bound["cycles_per_element"] < summary["neon"]["one_pass_dense_cycles_per_element"]
     # one pass costs every candidate parameter of a chunk
     assert summary["shared_per_selected_element"]["Rice cost of up to four parameters in one pass (chunk_costs4)"][
         "times"] == 1
