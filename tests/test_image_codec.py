@@ -80,7 +80,7 @@ def test_default_model_quality_on_test_split(default_model, test_images):
     decoded_small = [decode_image(encode_image(im, bits=4, latent_dim=16, model=default_model)) for im in test_images]
     ssim_full, ssim_small = mean_ssim(test_images, decoded_full), mean_ssim(test_images, decoded_small)
     # a trained model; an untrained one scores about 0.05 here
-    assert ssim_full > 0.83  # measured 0.86 on 100 images with the shipped model (the first one: 0.77)
+    assert ssim_full > 0.88  # measured 0.897 on these 40 images (the second model: 0.862, the first: 0.77)
     assert ssim_small > 0.65
     assert ssim_full > ssim_small  # the nested code: more values, better images
 
