@@ -191,43 +191,39 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
     // G's sign: no code to look up on the way, and nothing chains one element to the next but the
     // packing of the sign bits, four at a time.
     const uint32_t scale_bits = float_bits(scale);
+    auto residual_of = [scale_bits](float G) { return G - bits_float(scale_bits | (float_bits(G) & 0x80000000u)); };
     uint64_t pack = 0;  // sign bits not yet stored, the first in the low bits
     unsigned packed_bits = 0;
+    auto append_signs = [&](uint64_t signs, unsigned count) {  // count <= 4
+      pack |= signs << packed_bits;
+      packed_bits += count;
+      if (packed_bits >= 64) {  // the word is full; keep what did not fit (shifting count - 0 leaves none)
+        put_u64(values, pack);
+        values += 8;
+        packed_bits -= 64;
+        pack = signs >> (count - packed_bits);
+      }
+    };
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       // Every load of a group before its first store: `out` may alias G and idx as far as the compiler
       // knows, and an in-order core would otherwise wait out each element's load latency in turn.
       for (; next + 4 <= selected && idx[next + 3] < end; next += 4) {  // indices ascend
-        float residual_of[4];
+        float updated[4];
         uint32_t at[4];
         uint64_t signs = 0;
         for (unsigned j = 0; j < 4; ++j) {
-          const uint32_t bits = float_bits(G[next + j]);
-          residual_of[j] = G[next + j] - bits_float(scale_bits | (bits & 0x80000000u));
-          signs |= uint64_t(bits >> 31) << j;
+          updated[j] = residual_of(G[next + j]);
+          signs |= uint64_t(float_bits(G[next + j]) >> 31) << j;
           at[j] = idx[next + j];
         }
-        for (unsigned j = 0; j < 4; ++j) out[at[j]] = residual_of[j];
-        pack |= signs << packed_bits;
-        packed_bits += 4;
-        if (packed_bits >= 64) {  // the word is full; keep what did not fit (shifting 4 - 0 leaves none)
-          put_u64(values, pack);
-          values += 8;
-          packed_bits -= 64;
-          pack = signs >> (4 - packed_bits);
-        }
+        for (unsigned j = 0; j < 4; ++j) out[at[j]] = updated[j];
+        append_signs(signs, 4);
       }
       for (; next < selected && idx[next] < end; ++next) {
-        const uint32_t bits = float_bits(G[next]);
-        out[idx[next]] = G[next] - bits_float(scale_bits | (bits & 0x80000000u));
-        pack |= uint64_t(bits >> 31) << packed_bits;
-        if (++packed_bits == 64) {
-          put_u64(values, pack);
-          values += 8;
-          pack = 0;
-          packed_bits = 0;
-        }
+        out[idx[next]] = residual_of(G[next]);
+        append_signs(float_bits(G[next]) >> 31, 1);
       }
     }
     for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
@@ -413,6 +409,20 @@ class DenseValue {
   float table_[Bits <= 8 ? (1u << Bits) : 1] = {};
 };
 
+// The largest magnitude bit pattern (sign bit cleared) among `count` little-endian binary16 or
+// binary32 fields.
+template <int Bits>
+uint32_t largest_magnitude(const uint8_t* values, uint64_t count) {
+  static_assert(Bits == 16 || Bits == 32);
+  constexpr uint32_t kMagnitude = Bits == 16 ? 0x7FFFu : 0x7FFFFFFFu;
+  uint32_t largest = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint32_t magnitude = (Bits == 16 ? get_u16(values + 2 * i) : get_u32(values + 4 * i)) & kMagnitude;
+    largest = magnitude > largest ? magnitude : largest;
+  }
+  return largest;
+}
+
 // Zero-fills (unless accumulating) and scatters in L1-sized chunks, so each line of `out` is
 // brought in once instead of once for the fill and again for the scatter. Onto zeros the scatter
 // stores instead of adding: no load of `out` per selected element. Entries go eight at a time while
@@ -578,19 +588,9 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
   // one unsigned maximum of |v| finds them. A max reduction with no early exit vectorizes; an OR of
   // comparisons did not (GCC 12 kept it scalar, 13 % of a 1M-element 32-bit decode).
   if (bits == 16) {
-    uint32_t largest = 0;
-    for (uint64_t i = 0; i < count; ++i) {
-      const uint32_t magnitude = get_u16(values + 2 * i) & 0x7FFFu;
-      largest = magnitude > largest ? magnitude : largest;
-    }
-    if (largest >= 0x7C00u) throw FormatError(fmt_error("non-finite half value"));
+    if (largest_magnitude<16>(values, count) >= 0x7C00u) throw FormatError(fmt_error("non-finite half value"));
   } else if (bits == 32) {
-    uint32_t largest = 0;
-    for (uint64_t i = 0; i < count; ++i) {
-      const uint32_t magnitude = get_u32(values + 4 * i) & 0x7FFFFFFFu;
-      largest = magnitude > largest ? magnitude : largest;
-    }
-    if (largest >= 0x7F800000u) throw FormatError(fmt_error("non-finite value"));
+    if (largest_magnitude<32>(values, count) >= 0x7F800000u) throw FormatError(fmt_error("non-finite value"));
   } else {
     const uint64_t used = count * uint64_t(bits);
     if (used % 8 && (values[info.values_nbytes - 1] >> (used % 8)) != 0)

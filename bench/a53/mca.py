@@ -135,7 +135,7 @@ LOOPS = [
          "p0 += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared",
          load_bytes=4),
     Loop("1-bit code + error feedback (update_residual<1>)", "csrc/format.cpp",
-         "for (unsigned j = 0; j < 4; ++j) out[at[j]] = residual_of[j];", "encode-selected", "shared",
+         "for (unsigned j = 0; j < 4; ++j) out[at[j]] = updated[j];", "encode-selected", "shared",
          elements=4, function="update_residualILi1E", exclude=["put_u64(values, pack);"],
          note="four selected elements per step, without the store of every 64th code's packed word"),
     # decode_chunk_fast: a refill, then the first code, then up to two more while they lie within the

@@ -31,11 +31,11 @@ str s0, [x20, x5, lsl 2]
 ldr s0, [x20, x3, lsl 2]
 fadd s0, s0, s1
 str s0, [x20, x3, lsl 2]
-beq .L61
+beq .L28
 lsr x13, x0, 3
 add x3, x13, 8
 cmp x26, x3
-bcc .L88
+bcc .L55
 ldr x3, [x22, x13]
 and x12, x3, 1
 ubfx x11, x3, 1, 1
@@ -61,4 +61,4 @@ ldr s4, [x2, x7, lsl 2]
 ldr s3, [x2, x6, lsl 2]
 ldr s2, [x2, x5, lsl 2]
 ldr s1, [x2, x3, lsl 2]
-b .L63
+b .L30

@@ -24,16 +24,16 @@ str s2, [x20, x3, lsl 2]
 add x0, x0, 32
 str s1, [x20, x2, lsl 2]
 str s0, [x20, x14, lsl 2]
-bhi .L83
+bhi .L50
 mov x18, x1
 ldr w14, [x0, 28]
 cmp x14, x24
-bcs .L89
+bcs .L56
 lsr x4, x19, 3
 and w6, w19, 7
 add x1, x4, 8
 cmp x26, x1
-bcc .L90
+bcc .L57
 ldr x1, [x22, x4]
 lsr x1, x1, x6
 and x8, x1, 1
@@ -60,4 +60,4 @@ ldr s3, [x21, x4, lsl 2]
 ldr s2, [x21, x3, lsl 2]
 ldr s1, [x21, x2, lsl 2]
 ldr s0, [x21, x1, lsl 2]
-b .L74
+b .L41
