@@ -203,14 +203,14 @@ def load_model(path: str | os.PathLike | None = None) -> ImageModel:
 
 
 def shipped_model(model_id: int) -> ImageModel | None:
-    """The shipped model with this id: the default or an earlier release's default; None if neither."""
-    default = load_model()
-    if default.model_id == model_id:
-        return default
+    """The shipped model with this id: the default or an earlier release's default; None if neither.
+
+    An earlier model is found by its file name, so decoding an old file does not load the default."""
     path = EARLIER_MODELS_DIR / f"{model_id:08x}.npz"
-    if not path.is_file():
-        return None
-    model = load_model(path)
-    if model.model_id != model_id:
-        raise ValueError(f"{path} holds model {model.model_id:08x}, not the one its name says")
-    return model
+    if path.is_file():
+        model = load_model(path)
+        if model.model_id != model_id:
+            raise ValueError(f"{path} holds model {model.model_id:08x}, not the one its name says")
+        return model
+    default = load_model()
+    return default if default.model_id == model_id else None
