@@ -17,8 +17,8 @@ def main(path):
         groups[b["group"]][info["impl"]] = (b["stats"]["median"], info)
     print(f"Machine: {data['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
           f"{data['machine_info'].get('python_implementation')} {data['machine_info'].get('python_version')}\n")
-    print("| operation | n | bin | bits | density | baseline ms | adlcodec ms (best kernel) | × baseline | scalar × baseline | no-check × baseline | residual_out × baseline | torch ms | torch / adlcodec |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| operation | n | bin | bits | density | baseline ms | adlcodec ms (best kernel) | × baseline | avx2 × baseline | scalar × baseline | no-check × baseline | residual_out × baseline | torch ms | torch / adlcodec |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in sorted(groups, key=lambda g: (g.split()[0], g)):
         impls = groups[name]
         kind = name.split()[0]
@@ -30,6 +30,7 @@ def main(path):
         best_name = "adlcodec" if kind == "decode" else kernels[-1]
         best = impls[best_name][0]
         scalar = impls.get("adlcodec-scalar", (float("nan"),))[0]
+        avx2 = impls.get("adlcodec-avx2", (float("nan"),))[0] if best_name != "adlcodec-avx2" else float("nan")
         nocheck = impls.get("adlcodec-nocheck", (float("nan"),))[0]
         out_of_place = impls.get("adlcodec-out", (float("nan"),))[0]
         torch_t = impls.get("torch", (float("nan"),))[0]
@@ -38,7 +39,7 @@ def main(path):
         fmt = lambda x: "–" if x != x else f"{x:.2f}"
         density = impls[best_name][1].get("density", float("nan"))
         print(f"| {kind} ({best_name}) | {size} | {info['bin_size']} | {info['bits']} | {density:.3f} | {base*1e3:.2f} | {best*1e3:.2f} | "
-              f"{best/base:.2f} | {fmt(scalar/base)} | {fmt(nocheck/base)} | {fmt(out_of_place/base)} | {fmt(torch_t*1e3)} | {fmt(torch_t/best)} |")
+              f"{best/base:.2f} | {fmt(avx2/base)} | {fmt(scalar/base)} | {fmt(nocheck/base)} | {fmt(out_of_place/base)} | {fmt(torch_t*1e3)} | {fmt(torch_t/best)} |")
     if sizes:
         print("\n| bin | bits | density | payload bytes | × information bound (step 31) | worst × bound, steps 1–30 | compression ratio |")
         print("|---|---|---|---|---|---|---|")

@@ -17,6 +17,10 @@ std::vector<const Kernel*> available_kernels() {
   // CPU with AVX2 but a few early VIA and emulated ones has them.
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
     kernels.push_back(&avx2_kernel());
+  // The same file built for AVX-512 Foundation (libgcc's test includes the OS saving the ZMM state).
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+      __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+    kernels.push_back(&avx512_kernel());
 #endif
 #if defined(ADLCODEC_HAVE_NEON)
   kernels.push_back(&neon_kernel());  // Advanced SIMD is mandatory on aarch64

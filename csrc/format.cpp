@@ -499,8 +499,8 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
   const uint64_t chunk_elements = bins_per_chunk * options.bin_size;
   for (uint64_t start = 0; start < numel; start += chunk_elements) {
     const uint64_t len = std::min(chunk_elements, numel - start);
-    uint32_t* begin = indices.reserve_more(selected, len + 8);
-    float* values = selected_values.reserve_more(selected, len + 8);
+    uint32_t* begin = indices.reserve_more(selected, len + 16);
+    float* values = selected_values.reserve_more(selected, len + 16);
     uint32_t* end = kernel.analyze_bins(grad + start, residual + start, write_in_pass1 ? residual_out + start : nullptr,
                                         len, options.bin_size,
                                         static_cast<uint32_t>(start), begin, values, &nonfinite);

@@ -16,7 +16,7 @@ struct Kernel {
   const char* name;
   // Reads whole bins starting at element 0 of the span: for each element G = r + g and H = G + g;
   // appends (index_base + i) to `indices` and G to `values` for every selected element (|H| >= max over
-  // its bin of |G|, and G != 0), in index order. Both outputs need room for n + 8 entries (SIMD kernels
+  // its bin of |G|, and G != 0), in index order. Both outputs need room for n + 16 entries (SIMD kernels
   // store whole vectors past the last entry). Sets *nonfinite when some H is NaN or infinite (NaN/Inf in
   // g or r, or an overflow of the sums); selection still proceeds and is defined for such elements too.
   // With `out` null nothing else is written. Otherwise out[i] = G for every element of the span, and of
@@ -43,6 +43,7 @@ uint32_t* analyze_bins_either(const float* grad, const float* residual, float* o
 const Kernel& scalar_kernel();
 #if defined(ADLCODEC_HAVE_AVX2)
 const Kernel& avx2_kernel();
+const Kernel& avx512_kernel();
 #endif
 #if defined(ADLCODEC_HAVE_NEON)
 const Kernel& neon_kernel();

@@ -11,12 +11,13 @@ FLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -fsanitize=fu
        -fno-sanitize-recover=all -I"$ROOT/csrc")
 SOURCES=(crc32c dispatch format kernel_scalar)
 DEFS=()
-if [[ $(uname -m) == x86_64 ]]; then SOURCES+=(kernel_avx2); DEFS+=(-DADLCODEC_HAVE_AVX2=1); fi
+if [[ $(uname -m) == x86_64 ]]; then SOURCES+=(kernel_avx2 kernel_avx512); DEFS+=(-DADLCODEC_HAVE_AVX2=1); fi
 if [[ $(uname -m) == aarch64 ]]; then SOURCES+=(kernel_neon); DEFS+=(-DADLCODEC_HAVE_NEON=1); fi
 
 objects=()
 for s in "${SOURCES[@]}"; do
   extra=(); [[ $s == kernel_avx2 ]] && extra=(-mavx2)
+  [[ $s == kernel_avx512 ]] && extra=(-mavx512f -mpopcnt -mbmi -mbmi2)
   # Library objects get coverage + sanitizers but no libFuzzer main.
   "$CXX" "${FLAGS[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" "${DEFS[@]}" "${extra[@]}" \
     -c "$ROOT/csrc/$s.cpp" -o "$OUT/$s.o"

@@ -1,6 +1,6 @@
 """Every SIMD kernel must produce the scalar kernel's payload bytes and residual bits exactly.
 
-Runs on every target: on x86-64 it compares AVX2 with scalar, on aarch64 (natively or under
+Runs on every target: on x86-64 it compares AVX2 and AVX-512 (where the CPU has it) with scalar, on aarch64 (natively or under
 qemu-aarch64 with QEMU_CPU=cortex-a53, see scripts/aarch64.sh) NEON with scalar.
 """
 
@@ -33,6 +33,8 @@ def test_the_simd_kernel_of_this_architecture_is_built_and_available():
     assert kernels[0] == "scalar"
     if expected is not None:
         assert expected in kernels, f"{machine} build lacks the {expected} kernel: {kernels}"
+    if expected == "avx2" and "avx512f" in _cpu_flags().split():
+        assert "avx512" in kernels, f"this CPU has AVX-512 but the build lacks its kernel: {kernels}"
 
 
 def _cpu_flags() -> str:

@@ -119,7 +119,7 @@ def inspect(payload: Any) -> dict:
 
 
 def kernel() -> str:
-    """Name of the active kernel: "scalar", "avx2" or "neon"."""
+    """Name of the active kernel: "scalar", "avx2", "avx512" or "neon"."""
     return _core.kernel()
 
 
