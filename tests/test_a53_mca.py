@@ -64,7 +64,8 @@ def test_header_code_is_measured_in_the_unit_that_includes_it(run):
     _, results = run
     header = [r for r in results["loops"] if r["source"] == "csrc/position_code_impl.h"]
     assert {r["loop"] for r in header} >= {"Rice cost of up to four parameters in one pass (chunk_costs4)",
-                                           "Rice encode (put in position_code::encode)"}
+                                           "Rice encode (put in position_code::encode)",
+                                           "Rice encode, two codes per put (position_code::encode)"}
     for r in header:
         assert r["unit"] == "csrc/kernel_neon.cpp" and "position_code" in r["function"], r
     typical = next(r for r in header if r["loop"].startswith("Rice decode, refill + 3 codes"))
@@ -89,6 +90,9 @@ def test_figures_are_sane(run):
     bound = summary["lower_bound"]
     assert bound["instructions"] > 50 and bound["elements_per_iteration"] == 48
     assert 1 < bound["cycles_per_element"] < summary["neon"]["one_pass_dense_cycles_per_element"]
+    # two codes per put cost less per code than one, and the summary takes them where the encoder does
+    assert cpe("shared", "Rice encode, two codes") < cpe("shared", "Rice encode (put")
+    assert "Rice encode, two codes per put (position_code::encode)" in summary["shared_per_selected_element"]
     # one pass costs every candidate parameter of a chunk
     assert summary["shared_per_selected_element"]["Rice cost of up to four parameters in one pass (chunk_costs4)"][
         "times"] == 1

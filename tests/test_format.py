@@ -69,6 +69,57 @@ def test_spec_example():
     )
 
 
+def _spec_position_section(positions):
+    """docs/FORMAT.md section 4 with the reference encoder's choice of k, one code at a time, LSB first."""
+    out_bits = []
+
+    def put(value, width):
+        out_bits.extend((value >> i) & 1 for i in range(width))
+
+    gaps = np.diff(np.concatenate([[-1], np.asarray(positions, np.int64)])) - 1
+    for start in range(0, len(gaps), 128):
+        chunk = [int(g) for g in gaps[start:start + 128]]
+        total, largest = sum(chunk), max(chunk)
+        log2 = lambda x: x.bit_length() - 1 if x > 0 else 0
+        a = log2(total // len(chunk))
+        b = log2((total - largest) // (len(chunk) - 1)) if len(chunk) > 1 else a
+        cost = lambda k: sum((g >> k) + 1 + k if (g >> k) < 24 else 24 + 32 for g in chunk)
+        k = min(range(max(0, min(a, b) - 1), min(31, max(a, b) + 1) + 1), key=lambda k: (cost(k), k))
+        put(k, 5)
+        for g in chunk:
+            if g >> k < 24:
+                put((1 << (g >> k)) - 1, g >> k)
+                put(0, 1)
+                put(g & ((1 << k) - 1), k)
+            else:
+                put((1 << 24) - 1, 24)
+                put(g, 32)
+    out_bits.extend([0] * (-len(out_bits) % 8))
+    return bytes(int("".join(map(str, reversed(out_bits[i:i + 8]))), 2) for i in range(0, len(out_bits), 8))
+
+
+@pytest.mark.parametrize("escape_gap", [100, 5000])  # just past the escape threshold at k = 1 or 2, and far
+@pytest.mark.parametrize("escape_at", [0, 1, 2, 63, 126, 127, 128, 129, 200])
+def test_position_section_matches_the_spec_around_escapes(kernel, escape_at, escape_gap):
+    # Dense selections take small Rice parameters, whose codes the encoder stores two per put until a
+    # pair holds an escape; one escape at each offset of a pair and of a chunk, in a run of small gaps.
+    # With bin size 1 and a zero residual, exactly the nonzero gradient elements are selected.
+    rng = np.random.default_rng(escape_at)
+    gaps = rng.geometric(0.3, size=300) - 1
+    gaps[escape_at] = escape_gap
+    positions = np.cumsum(gaps + 1) - 1
+    grad = np.zeros(int(positions[-1]) + 10, np.float32)
+    grad[positions] = rng.choice([-1.0, 1.0], size=len(positions)).astype(np.float32)
+    payload = adlcodec.compress(grad, np.zeros_like(grad), bin_size=1, bits=1).tobytes()
+    info = adlcodec.inspect(payload)
+    assert info["selected"] == len(positions)
+    (positions_nbytes,) = struct.unpack_from("<I", payload, 20)
+    start = 24 + 8  # fixed header, one dimension
+    assert payload[start:start + positions_nbytes] == _spec_position_section(positions)
+    _, dense = spec_decoder.decode(payload)
+    assert np.flatnonzero(dense).tolist() == positions.tolist()
+
+
 def test_crc32c_check_value():
     assert adlcodec._core.crc32c(b"123456789") == 0xE3069283 == spec_decoder.crc32c(b"123456789")
     data = np.random.default_rng(1).integers(0, 256, 1000, dtype=np.uint8).tobytes()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import subprocess
 import sys
@@ -130,7 +131,12 @@ LOOPS = [
          note="the 3 or 4 candidate parameters of a chunk of 128 gaps in one pass"),
     Loop("Rice encode (put in position_code::encode)", POSITIONS,
          "put(((((gap & low_mask) << 1) | 1) << q) - 1, q + k_plus_one);", "encode-selected",
-         "shared", elements=1, unit=NEON_UNIT, function=ENCODE_POSITIONS, exclude=RICE_ESCAPE_PUTS),
+         "shared", elements=1, unit=NEON_UNIT, function=ENCODE_POSITIONS, exclude=RICE_ESCAPE_PUTS,
+         note="one code per put: parameters above 4 (below about 3 % selected), escapes, a chunk's tail"),
+    Loop("Rice encode, two codes per put (position_code::encode)", POSITIONS,
+         "put(code0 | (code1 << bits0), bits0 + q1 + k_plus_one);", "encode-selected",
+         "shared", elements=2, unit=NEON_UNIT, function=ENCODE_POSITIONS,
+         note="parameters 0-4 (above about 3 % selected; bin 50 selects 11 %)"),
     Loop("1-bit scale: four partial sums of |G| in double (selection_scale)", "csrc/format.cpp",
          "p0 += std::fabs(static_cast<double>(selected_values[i]));", "encode-selected", "shared",
          load_bytes=4),
@@ -500,15 +506,28 @@ ONE_PASS_DENSE_LOOPS = ("analyze loop 1", "one-pass loop 2 (loop")
 RICE_DECODE_TYPICAL = "Rice decode, refill + 3 codes"
 
 
+# position_code_impl.h's kPairedRiceParamMax: Rice parameters whose codes are stored two per put.
+PAIRED_RICE_PARAM_MAX = 4
+RICE_SINGLE = "Rice encode (put in position_code::encode)"
+RICE_PAIRED = "Rice encode, two codes per put (position_code::encode)"
+
+
+def rice_parameter(p: float) -> int:
+    """The encoder's parameter for geometric gaps at selection rate p: about floor(log2(mean gap))."""
+    mean_gap = 1.0 / p - 1.0
+    return max(0, math.floor(math.log2(mean_gap))) if mean_gap >= 1 else 0
+
+
 def per_selected_shared(results, p: float) -> dict:
     """Cycles the shared code runs per selected element at rate p, term by term (name: (times, cycles))."""
     shared = {r["loop"]: r["cycles_per_element"] for r in results if r["kernel"] == "shared"}
+    rice = RICE_PAIRED if rice_parameter(p) <= PAIRED_RICE_PARAM_MAX else RICE_SINGLE
     return {
         "position gaps (position_code::encode)": (1, shared["position gaps (position_code::encode)"]),
         "largest gap (position_code::encode)": (1, shared["largest gap (position_code::encode)"]),
         "Rice cost of up to four parameters in one pass (chunk_costs4)": (
             1, shared["Rice cost of up to four parameters in one pass (chunk_costs4)"]),
-        "Rice encode (put in position_code::encode)": (1, shared["Rice encode (put in position_code::encode)"]),
+        rice: (1, shared[rice]),
         "1-bit scale: four partial sums of |G| in double (selection_scale)": (
             1, shared["1-bit scale: four partial sums of |G| in double (selection_scale)"]),
         "1-bit code + error feedback (update_residual<1>)": (

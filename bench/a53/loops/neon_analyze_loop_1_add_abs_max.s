@@ -19,4 +19,4 @@ fadd v6.4s, v24.4s, v23.4s
 fadd v5.4s, v22.4s, v21.4s
 fadd v4.4s, v20.4s, v19.4s
 fadd v1.4s, v18.4s, v7.4s
-bne .L143
+bne .L32

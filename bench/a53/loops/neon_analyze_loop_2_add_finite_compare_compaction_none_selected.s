@@ -4,7 +4,7 @@ add x7, x7, 16
 add x2, x2, 64
 cmp x7, x9
 add x5, x5, 64
-bne .L154
+bne .L43
 #APP
 facgt v4.4s, v5.4s, v4.4s
 #NO_APP
@@ -35,4 +35,4 @@ fadd v4.4s, v4.4s, v19.4s
 fadd v6.4s, v6.4s, v18.4s
 fadd v1.4s, v1.4s, v17.4s
 cmn x1, #1
-bne .L202
+bne .L91

@@ -4,7 +4,7 @@ add x7, x7, 16
 add x2, x2, 64
 cmp x7, x9
 add x5, x5, 64
-bne .L154
+bne .L43
 #APP
 facgt v4.4s, v5.4s, v4.4s
 #NO_APP
@@ -35,11 +35,11 @@ fadd v4.4s, v4.4s, v19.4s
 fadd v6.4s, v6.4s, v18.4s
 fadd v1.4s, v1.4s, v17.4s
 cmn x1, #1
-bne .L202
+bne .L91
 mvn x1, x1
 add w17, w19, w7
 ands x1, x1, -8608480567731124088
-beq .L152
+beq .L41
 rbit x6, x1
 sub x27, x1, #1
 clz x6, x6
@@ -63,5 +63,5 @@ ands x1, x1, x27
 lsl x6, x6, 2
 add x0, x0, x6
 add x3, x3, x6
-bne .L153
-b .L152
+bne .L42
+b .L41

@@ -7,7 +7,7 @@ stp q20, q19, [x2, 32]
 add x1, x1, 64
 add x4, x4, 64
 add x2, x2, 64
-bne .L219
+bne .L108
 #APP
 facgt v1.4s, v3.4s, v0.4s
 #NO_APP
@@ -42,4 +42,4 @@ fadd v0.4s, v0.4s, v17.4s
 fadd v4.4s, v4.4s, v16.4s
 fadd v5.4s, v18.4s, v7.4s
 fadd v2.4s, v2.4s, v6.4s
-bne .L272
+bne .L161

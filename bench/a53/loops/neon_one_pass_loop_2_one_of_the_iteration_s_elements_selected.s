@@ -7,7 +7,7 @@ stp q20, q19, [x2, 32]
 add x1, x1, 64
 add x4, x4, 64
 add x2, x2, 64
-bne .L219
+bne .L108
 #APP
 facgt v1.4s, v3.4s, v0.4s
 #NO_APP
@@ -42,11 +42,11 @@ fadd v0.4s, v0.4s, v17.4s
 fadd v4.4s, v4.4s, v16.4s
 fadd v5.4s, v18.4s, v7.4s
 fadd v2.4s, v2.4s, v6.4s
-bne .L272
+bne .L161
 mvn x0, x0
 add w11, w14, w7
 ands x0, x0, -8608480567731124088
-beq .L217
+beq .L106
 rbit x5, x0
 sub x22, x0, #1
 clz x5, x5
@@ -70,5 +70,5 @@ ands x0, x0, x22
 lsl x5, x5, 2
 add x20, x20, x5
 add x19, x19, x5
-bne .L218
-b .L217
+bne .L107
+b .L106

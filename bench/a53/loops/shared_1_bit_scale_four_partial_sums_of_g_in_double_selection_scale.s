@@ -8,4 +8,4 @@ fcvtl v3.2d, v0.2s
 fcvtl2 v0.2d, v0.4s
 fadd v1.2d, v1.2d, v3.2d
 fadd v2.2d, v2.2d, v0.2d
-bhi .L758
+bhi .L972

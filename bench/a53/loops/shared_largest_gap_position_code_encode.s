@@ -2,5 +2,5 @@
 // function _ZN8adlcodec12_GLOBAL__N_113position_code6encodeEPKjmPhPNS_14PositionWriterE; 4 element(s) per iteration
 ldr q2, [x3], 16
 umax v0.4s, v0.4s, v2.4s
-cmp x3, x5
-bne .L34
+cmp x5, x3
+bne .L169

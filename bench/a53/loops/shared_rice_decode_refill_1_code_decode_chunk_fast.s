@@ -14,7 +14,7 @@ orr x4, x5, -9223372036854775808
 rbit x4, x4
 clz x4, x4
 cmp w4, 23
-bgt .L318
+bgt .L326
 add w18, w4, 1
 lsl x30, x4, x2
 add w4, w17, w4
@@ -27,11 +27,11 @@ add x8, x18, x8
 str w8, [x19, x6, lsl 2]
 sub w4, w0, w4
 add x8, x8, 1
-bls .L276
+bls .L284
 orr x30, x5, -9223372036854775808
 rbit x30, x30
 clz x30, x30
 cmp w30, 23
-bgt .L279
+bgt .L287
 mov x6, x9
-b .L280
+b .L288

@@ -14,7 +14,7 @@ orr x4, x5, -9223372036854775808
 rbit x4, x4
 clz x4, x4
 cmp w4, 23
-bgt .L318
+bgt .L326
 add w18, w4, 1
 lsl x30, x4, x2
 add w4, w17, w4
@@ -27,15 +27,15 @@ add x8, x18, x8
 str w8, [x19, x6, lsl 2]
 sub w4, w0, w4
 add x8, x8, 1
-bls .L276
+bls .L284
 orr x30, x5, -9223372036854775808
 rbit x30, x30
 clz x30, x30
 cmp w30, 23
-bgt .L279
+bgt .L287
 add w18, w17, w30
 cmp w4, w18
-bcc .L279
+bcc .L287
 add w0, w30, 1
 lsl x30, x30, x2
 add x9, x6, 2
@@ -48,15 +48,15 @@ add x0, x8, x0
 str w0, [x15, 4]
 add x8, x0, 1
 lsr x5, x5, x18
-bls .L276
+bls .L284
 orr x30, x5, -9223372036854775808
 rbit x30, x30
 clz x30, x30
 cmp w30, 23
-bgt .L279
+bgt .L287
 add w18, w17, w30
 cmp w18, w4
-bhi .L279
+bhi .L287
 add w0, w30, 1
 lsl x9, x30, x2
 add x6, x6, 3
@@ -69,4 +69,4 @@ add x0, x0, x8
 str w0, [x15, 8]
 add x8, x0, 1
 lsr x5, x5, x18
-bhi .L280
+bhi .L288
