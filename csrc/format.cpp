@@ -163,19 +163,11 @@ uint32_t value_code(float G, float scale) {
   }
 }
 
-// value_code of each of G[0 .. count), branch-free (nearest_level's clamps as selects, a NaN failing
-// `y >= 1` as there) so that it vectorizes.
+// value_code of each of G[0 .. count), in a loop of its own so that it vectorizes.
 template <int Bits>
 void value_codes(const float* G, uint64_t count, float scale, uint8_t* codes) {
   static_assert(Bits >= 2 && Bits <= 8);
-  constexpr float kLevels = static_cast<float>(1u << (Bits - 1));
-  for (uint64_t i = 0; i < count; ++i) {
-    float y = (std::fabs(G[i]) / scale) * kLevels + 0.5f;
-    y = y >= 1.0f ? y : 1.0f;
-    y = y > kLevels ? kLevels : y;
-    const uint32_t sign = float_bits(G[i]) >> 31;
-    codes[i] = static_cast<uint8_t>((sign << (Bits - 1)) | static_cast<uint32_t>(static_cast<int32_t>(y) - 1));
-  }
+  for (uint64_t i = 0; i < count; ++i) codes[i] = static_cast<uint8_t>(value_code<Bits>(G[i], scale));
 }
 
 // The value section of 16- and 32-bit values, in one sequential pass.
