@@ -20,7 +20,9 @@ EXPECTED_SIMD = {"aarch64": "neon", "arm64": "neon", "x86_64": "avx2", "AMD64": 
 # Sizes around the kernels' 8-element blocks and 1024-element scan blocks, and across the encoder's
 # 65536-element chunks; bin sizes that do and do not divide them.
 SIZES = [1, 7, 8, 9, 31, 64, 1000, 1024, 1031, 4096 + 3, 65536 + 77, 200_003]
-BIN_SIZES = [1, 3, 8, 16, 50, 512, 100_000]
+# 17, 33, 64 and 65: the AVX-512 kernel holds bins of up to 16, 32, 48 and 64 elements in 1-4 registers and
+# takes its two-loop path above 64.
+BIN_SIZES = [1, 3, 8, 16, 17, 33, 50, 64, 65, 512, 100_000]
 BITS = [1, 2, 4, 8, 16, 32]
 
 
