@@ -50,8 +50,8 @@ inline __mmask16 selected_lanes(__m512 G, __m512 g, __m512 bin_max, __m512i& lar
 }
 
 // Bins of at most 16 * kVectors elements, held in registers between the two loops: g and r are read
-// once. The maxima start from 0 in each vector, so a NaN |G| never enters them (max_ps returns its
-// second operand when one is NaN, matching the scalar `a > m ? a : m`). Written in place, a bin's G is
+// once. The running maximum starts from 0 and is always max_ps's second operand, which max_ps returns
+// when the first is NaN: a NaN |G| never enters it, matching the scalar `a > m ? a : m`. Written in place, a bin's G is
 // stored after the next bin is loaded: the next bin's first vector overlaps the last masked store,
 // and a load cannot take its data from a masked store but waits for it to retire.
 template <bool kWrite, int kVectors>
