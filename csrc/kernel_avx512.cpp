@@ -40,6 +40,12 @@ inline void append_selected(__m512 G, __m512i index, __mmask16 keep, uint32_t*& 
   values += count;
 }
 
+// Sets *nonfinite when the largest |H| bit pattern seen is above the largest finite float's.
+inline void flag_nonfinite(__m512i largest_abs_h, bool* nonfinite) {
+  if (_mm512_cmpgt_epu32_mask(largest_abs_h, _mm512_set1_epi32(static_cast<int>(kLargestFiniteBits))))
+    *nonfinite = true;
+}
+
 // Selection of one vector: |H| >= bin maximum and G != 0 (lanes off the bin hold G = 0). The
 // largest |H| bit pattern is kept for the finite check: NaN and infinity are above every finite one.
 inline __mmask16 selected_lanes(__m512 G, __m512 g, __m512 bin_max, __m512i& largest_abs_h) {
@@ -63,6 +69,10 @@ uint32_t* analyze_small_bins(const float* grad, const float* residual, float* ou
   __m512 pending[kVectors];
   __mmask16 pending_lanes[kVectors] = {};
   float* pending_at = nullptr;
+  auto store_pending = [&] {
+    if (pending_at)
+      for (int j = 0; j < kVectors; ++j) _mm512_mask_storeu_ps(pending_at + 16 * j, pending_lanes[j], pending[j]);
+  };
   for (uint64_t start = 0; start < n; start += bin_size) {
     const uint64_t len = (n - start < bin_size) ? n - start : bin_size;
     __m512 G[kVectors], g[kVectors];
@@ -77,10 +87,7 @@ uint32_t* analyze_small_bins(const float* grad, const float* residual, float* ou
       g[j] = _mm512_maskz_loadu_ps(lanes[j], grad + start + 16 * j);
       G[j] = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes[j], residual + start + 16 * j), g[j]);
     }
-    if constexpr (kWrite) {
-      if (pending_at)
-        for (int j = 0; j < kVectors; ++j) _mm512_mask_storeu_ps(pending_at + 16 * j, pending_lanes[j], pending[j]);
-    }
+    if constexpr (kWrite) store_pending();
     __m512 bin_max = zero;
     for (int j = 0; j < kVectors; ++j) bin_max = _mm512_max_ps(abs_ps(G[j]), bin_max);
     bin_max = broadcast_max(bin_max);
@@ -97,12 +104,8 @@ uint32_t* analyze_small_bins(const float* grad, const float* residual, float* ou
       pending_at = out + start;
     }
   }
-  if constexpr (kWrite) {
-    if (pending_at)
-      for (int j = 0; j < kVectors; ++j) _mm512_mask_storeu_ps(pending_at + 16 * j, pending_lanes[j], pending[j]);
-  }
-  if (_mm512_cmpgt_epu32_mask(largest_abs_h, _mm512_set1_epi32(static_cast<int>(kLargestFiniteBits))))
-    *nonfinite = true;
+  if constexpr (kWrite) store_pending();
+  flag_nonfinite(largest_abs_h, nonfinite);
   return indices;
 }
 
@@ -156,8 +159,7 @@ uint32_t* analyze_large_bins(const float* grad, const float* residual, float* ou
       }
     }
   }
-  if (_mm512_cmpgt_epu32_mask(largest_abs_h, _mm512_set1_epi32(static_cast<int>(kLargestFiniteBits))))
-    *nonfinite = true;
+  flag_nonfinite(largest_abs_h, nonfinite);
   return indices;
 }
 
