@@ -184,10 +184,10 @@ void write_values(const float* G, uint64_t count, uint8_t* values) {
 // Pass 2, in L1-sized chunks: out <- G, then G - sent where selected (error feedback). `out` is the
 // residual itself or a buffer apart from it. When pass 1 has already written out <- G, only the
 // selected elements are visited.
-// For bits <= 8 the value codes are packed in the same loop (bits < 8: 64 bits at a time) instead of
-// in a pass of their own, and `sent` is the decoder's value of the code just packed (SentTable)
-// instead of the code read back out of the section; 16 and 32 bits read the section back with the
-// decoder's reader.
+// For bits <= 8 the value codes are packed in the same loop (bits < 8: 64 bits at a time; for 2-8
+// bits they are computed beforehand, in a loop that vectorizes), and `sent` is the decoder's value of
+// the code just packed (SentTable) instead of the code read back out of the section; 16 and 32 bits
+// read the section back with the decoder's reader.
 template <int Bits>
 void update_residual(const Kernel& kernel, const float* grad, const float* residual, float* out, uint64_t numel,
                      bool unselected_written, const uint32_t* idx, const float* G, uint64_t selected, float scale,
@@ -237,9 +237,10 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
   } else if constexpr (Bits <= 8) {
     const SentTable<Bits> sent(scale);
     // The codes first, in a loop of their own that the compiler vectorizes: the division of the level
-    // rule is the costliest step of the update, and one at a time it dominated it.
+    // rule is the costliest step of the update, and one at a time it dominated it. 8-bit codes are the
+    // value section itself.
     thread_local Scratch<uint8_t> code_scratch;
-    uint8_t* const codes = code_scratch.reserve_more(0, selected ? selected : 1);
+    uint8_t* const codes = Bits == 8 ? values : code_scratch.reserve_more(0, selected ? selected : 1);
     value_codes<Bits>(G, selected, scale, codes);
     uint64_t pack = 0;  // codes not yet stored, the first in the low bits
     unsigned packed_bits = 0;
@@ -248,9 +249,7 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       for (; next < selected && idx[next] < end; ++next) {
         const uint32_t code = codes[next];
-        if constexpr (Bits == 8) {
-          values[next] = static_cast<uint8_t>(code);
-        } else {
+        if constexpr (Bits < 8) {
           pack |= uint64_t(code) << packed_bits;
           packed_bits += Bits;
           if (packed_bits == 64) {
