@@ -11,7 +11,7 @@
 
 namespace adlcodec {
 
-constexpr uint8_t kFormatVersion = 1;
+constexpr uint8_t kFormatVersion = 2;  // written; every version from 1 up to it is read
 constexpr uint8_t kDtypeFloat32 = 1;
 constexpr int kMaxDims = 32;
 // Positions travel as 32-bit indices, so one tensor holds at most 2^32 - 1 elements.

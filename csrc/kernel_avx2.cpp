@@ -134,7 +134,8 @@ void accumulate_avx2(const float* grad, const float* residual, float* out, uint6
 
 const Kernel& avx2_kernel() {
   static const Kernel kernel{"avx2", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>, accumulate_avx2,
-                             position_code::encode, position_code::decode};
+                             position_code::encode, position_code::decode,
+                             position_code::decode_split};
   return kernel;
 }
 

@@ -194,7 +194,8 @@ void accumulate_avx512(const float* grad, const float* residual, float* out, uin
 
 const Kernel& avx512_kernel() {
   static const Kernel kernel{"avx512", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>,
-                             accumulate_avx512, position_code::encode, position_code::decode};
+                             accumulate_avx512, position_code::encode, position_code::decode,
+                             position_code::decode_split};
   return kernel;
 }
 

@@ -228,7 +228,8 @@ void accumulate_neon(const float* grad, const float* residual, float* out, uint6
 
 const Kernel& neon_kernel() {
   static const Kernel kernel{"neon", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>, accumulate_neon,
-                             position_code::encode, position_code::decode};
+                             position_code::encode, position_code::decode,
+                             position_code::decode_split};
   return kernel;
 }
 

@@ -45,7 +45,8 @@ void accumulate_scalar(const float* grad, const float* residual, float* out, uin
 
 const Kernel& scalar_kernel() {
   static const Kernel kernel{"scalar", analyze_bins_either<analyze_bins<false>, analyze_bins<true>>, accumulate_scalar,
-                             position_code::encode, position_code::decode};
+                             position_code::encode, position_code::decode,
+                             position_code::decode_split};
   return kernel;
 }
 

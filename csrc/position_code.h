@@ -14,6 +14,15 @@ constexpr unsigned kEscapeRawBits = 32;
 // Most bytes one chunk can take (5 + 128 * 56 bits), plus a whole word for the writer's 8-byte stores.
 constexpr uint64_t kChunkRoom = (kRiceParamBits + kChunkGaps * (kEscapeOnes + kEscapeRawBits)) / 8 + 16;
 
+// Version 2 sections are two streams behind the first's byte count (docs/FORMAT.md section 4).
+constexpr uint64_t kSplitHeaderBytes = 4;
+// Gaps in the first stream of a version-2 section of `count` gaps: the first half of the chunks, rounded up.
+inline uint64_t split_first_count(uint64_t count) {
+  const uint64_t chunks = (count + kChunkGaps - 1) / kChunkGaps;
+  const uint64_t first = (chunks + 1) / 2 * kChunkGaps;
+  return first < count ? first : count;
+}
+
 // The position writer's state between calls, so the stream can grow between them.
 struct PositionWriter {
   uint64_t acc = 0;        // bits not yet stored for good, the next at bit 0
@@ -27,7 +36,7 @@ struct PositionWriter {
 // are compiled once per target and keep to builtins (no exceptions, no library templates), so no
 // function of theirs can stand in for a baseline one at link time.
 struct PositionRead {
-  enum Status { kOk, kOutOfRange, kTruncated, kTrailingBytes, kPaddingNotZero };
+  enum Status { kOk, kOutOfRange, kTruncated, kTrailingBytes, kPaddingNotZero, kBadSplit };
   Status status = kOk;
   uint64_t position = 0;  // kOutOfRange: the offending position
 };

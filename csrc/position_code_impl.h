@@ -157,87 +157,130 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
   *w = PositionWriter{acc, filled, flushed, total_bits, prev_plus_one};
 }
 
+// Bytes the fast path may load for a chunk of `len` gaps starting at bit `pos`: every refill reads
+// [consumed_bits / 8, + 8 + 7) at most, and a chunk consumes at most 5 + 56 * len bits.
+inline uint64_t fast_end_byte(uint64_t pos, uint64_t len) {
+  return (pos + kRiceParamBits + (kEscapeOnes + kEscapeRawBits) * len + 63) / 8 + 8;
+}
+
+// The fast path's reader of one stream (see decode): the bits ahead held inverted in `inv`, so a
+// code's run of ones is a count of trailing zeros without a NOT on the chain (the loaded word is
+// inverted off the chain).
+struct FastReader {
+  const uint8_t* ptr;
+  uint64_t inv;
+  unsigned held;  // bits of inv that are stream bits; above them inv is zero
+  unsigned k, k_plus_one;
+  uint64_t low_mask;
+  uint64_t at;  // the smallest index the next position may take
+
+  void refill() {
+    inv |= ~load_u64(ptr) << held;
+    ptr += (63 - held) >> 3;
+    held |= 56;
+  }
+  // Starts a chunk at bit `pos` of `src`: reads its Rice parameter.
+  void start(const uint8_t* src, uint64_t pos, uint64_t next) {
+    ptr = src + (pos >> 3);
+    inv = 0;
+    held = 0;
+    refill();
+    inv >>= (pos & 7);
+    held -= static_cast<unsigned>(pos & 7);
+    refill();
+    k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
+    inv >>= kRiceParamBits;
+    held -= kRiceParamBits;
+    low_mask = (uint64_t(1) << k) - 1;
+    k_plus_one = k + 1;
+    at = next;
+  }
+  uint64_t bit_position(const uint8_t* src) const { return uint64_t(ptr - src) * 8 - held; }
+  // A refill, then one code and up to two more while they lie wholly within the bits held (above
+  // those inv is zero, which reads as a run of ones and fails the test); i < len.
+  void step(uint32_t* out, uint64_t& i, uint64_t len) {
+    refill();
+    // Every code ends by bit 55, so a count of 56 or more can only be an escape's 24 ones.
+    const unsigned ones = trailing_zeros(inv);
+    if (ones >= kEscapeOnes) {
+      inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
+      held -= kEscapeOnes;
+      at += ~inv & 0xFFFFFFFFu;
+      inv >>= kEscapeRawBits;
+      held -= kEscapeRawBits;
+      out[i++] = static_cast<uint32_t>(at++);
+      return;
+    }
+    at += (uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask);
+    inv >>= ones + k_plus_one;
+    held -= ones + k_plus_one;
+    out[i++] = static_cast<uint32_t>(at++);
+    for (int extra = 0; extra < 2 && i < len; ++extra) {
+      const unsigned more = trailing_zeros(inv);
+      if (more >= kEscapeOnes || more + k_plus_one > held) break;
+      at += (uint64_t(more) << k) | (~(inv >> (more + 1)) & low_mask);
+      inv >>= more + k_plus_one;
+      held -= more + k_plus_one;
+      out[i++] = static_cast<uint32_t>(at++);
+    }
+  }
+};
+
 // The fast path of decode() for one chunk whose every possible code lies inside the section (see there).
 // Checks the range once, at the end: positions only grow, so the chunk is in range iff its last
 // position is. Returns false (leaving pos and next as they were) when it is not.
 inline bool decode_chunk_fast(const uint8_t* src, uint64_t& pos, uint64_t len, uint64_t numel, uint64_t& next,
                               uint32_t* out) {
-  // `inv` holds the stream bits inverted, so a code's run of ones is a count of trailing zeros
-  // without a NOT on the chain (the loaded word is inverted off the chain).
-  const uint8_t* ptr = src + (pos >> 3);
-  uint64_t inv = 0;
-  unsigned held = 0;  // bits of inv that are stream bits; above them inv is zero
-  auto refill = [&] {
-    inv |= ~load_u64(ptr) << held;
-    ptr += (63 - held) >> 3;
-    held |= 56;
-  };
-  refill();
-  inv >>= (pos & 7);
-  held -= static_cast<unsigned>(pos & 7);
-  refill();
-  const unsigned k = static_cast<unsigned>(~inv & ((1u << kRiceParamBits) - 1));
-  inv >>= kRiceParamBits;
-  held -= kRiceParamBits;
-  const uint64_t low_mask = (uint64_t(1) << k) - 1;
-  const unsigned k_plus_one = k + 1;
-  uint64_t at = next;  // the smallest index the next position may take
+  FastReader reader;
+  reader.start(src, pos, next);
   uint64_t i = 0;
-  while (i < len) {
-    refill();
-    // Every code ends by bit 55, so a count of 56 or more can only be an escape's 24 ones.
-    const unsigned ones = trailing_zeros(inv);
-    uint64_t gap;
-    if (ones >= kEscapeOnes) {
-      inv >>= kEscapeOnes;  // 56 - 24 bits left: the raw gap is in view
-      held -= kEscapeOnes;
-      gap = ~inv & 0xFFFFFFFFu;
-      inv >>= kEscapeRawBits;
-      held -= kEscapeRawBits;
-      at += gap;
-      out[i++] = static_cast<uint32_t>(at++);
-      continue;
-    }
-    gap = (uint64_t(ones) << k) | (~(inv >> (ones + 1)) & low_mask);
-    inv >>= ones + k_plus_one;
-    held -= ones + k_plus_one;
-    at += gap;
-    out[i++] = static_cast<uint32_t>(at++);
-    // Up to two more normal codes while they lie wholly within the bits held (above those inv is
-    // zero, which reads as a run of ones and fails the test).
-    for (int extra = 0; extra < 2 && i < len; ++extra) {
-      const unsigned more = trailing_zeros(inv);
-      if (more >= kEscapeOnes || more + k_plus_one > held) break;
-      gap = (uint64_t(more) << k) | (~(inv >> (more + 1)) & low_mask);
-      inv >>= more + k_plus_one;
-      held -= more + k_plus_one;
-      at += gap;
-      out[i++] = static_cast<uint32_t>(at++);
-    }
-  }
-  if (at > numel) return false;
-  next = at;
-  pos = uint64_t(ptr - src) * 8 - held;
+  while (i < len) reader.step(out, i, len);
+  if (reader.at > numel) return false;
+  next = reader.at;
+  pos = reader.bit_position(src);
   return true;
 }
 
-// Fills idx[0..count) with the positions of a section of `nbytes` bytes, or says why it cannot;
-// never reads outside [src, src + nbytes).
+// decode_chunk_fast for a chunk of each of two streams at once, their steps interleaved: two
+// independent chains from one code to the next, which the core overlaps.
+inline bool decode_chunk_pair_fast(const uint8_t* src_a, uint64_t& pos_a, uint64_t len_a, uint64_t& next_a,
+                                   uint32_t* out_a, const uint8_t* src_b, uint64_t& pos_b, uint64_t len_b,
+                                   uint64_t& next_b, uint32_t* out_b, uint64_t numel) {
+  FastReader a, b;
+  a.start(src_a, pos_a, next_a);
+  b.start(src_b, pos_b, next_b);
+  uint64_t i = 0, j = 0;
+  while (i < len_a && j < len_b) {
+    a.step(out_a, i, len_a);
+    b.step(out_b, j, len_b);
+  }
+  while (i < len_a) a.step(out_a, i, len_a);
+  while (j < len_b) b.step(out_b, j, len_b);
+  if (a.at > numel || b.at > numel) return false;
+  next_a = a.at;
+  pos_a = a.bit_position(src_a);
+  next_b = b.at;
+  pos_b = b.bit_position(src_b);
+  return true;
+}
+
+// Decodes the chunks of `count` gaps that start at bit `pos` of a stream of `nbytes` bytes into
+// idx[0..count), the first position after `next`; advances pos and next. Never reads outside
+// [src, src + nbytes); a stream too short shows as pos > 8 * nbytes, which stream_end judges.
 //
-// A chunk whose every possible code lies well inside the section (all but the last kilobyte or so)
+// A chunk whose every possible code lies well inside the stream (all but the last kilobyte or so)
 // takes the fast path: the bit buffer is refilled without a branch (F. Giesen's "variant 4": load 8
 // bytes, insert them above the bits still held, advance by whole bytes), so it holds >= 56 bits, a
 // whole code. A refill's load address depends on the state one refill earlier; decoding up to three
 // codes per refill (the second and third only when they lie wholly within the bits held) takes the
 // load's latency off the chain from one code to the next, which is then a count of trailing zeros, an
 // add and a shift. A conditional refill ("fewer than 56 bits left?") is a coin flip at 11 % density
-// and was mispredicted on half of all codes. The chunk at the end of the section, where an 8-byte
+// and was mispredicted on half of all codes. The chunk at the end of the stream, where an 8-byte
 // load could leave it, takes the careful path, which zero-extends the stream past its end.
-inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
+inline PositionRead decode_chunks(const uint8_t* src, size_t nbytes, uint64_t& pos, uint64_t count, uint64_t numel,
+                                  uint64_t& next, uint32_t* idx) {
   PositionRead result;
-  uint64_t pos = 0;  // bits consumed
   const uint64_t section_bits = uint64_t(nbytes) * 8;
-  uint64_t next = 0;  // smallest index the next position may take
   for (uint64_t start = 0; start < count; start += kChunkGaps) {
     const uint64_t len = count - start < kChunkGaps ? count - start : kChunkGaps;
     uint32_t* out = idx + start;
@@ -251,10 +294,7 @@ inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, ui
       result.position = position;
       return false;
     };
-    // Bytes the fast path may load: every refill reads [8 * consumed_bits / 8 + 7 + 8) at most, and a
-    // chunk consumes at most 5 + 56 * len bits.
-    const uint64_t fast_end_byte = (pos + kRiceParamBits + (kEscapeOnes + kEscapeRawBits) * len + 63) / 8 + 8;
-    if (fast_end_byte <= nbytes && decode_chunk_fast(src, pos, len, numel, next, out)) continue;
+    if (fast_end_byte(pos, len) <= nbytes && decode_chunk_fast(src, pos, len, numel, next, out)) continue;
 
     // Careful path: the bits ahead in a register, refilled when fewer than a whole code remain. It
     // also re-reads a chunk the fast path found out of range, to name the first offending position.
@@ -290,7 +330,14 @@ inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, ui
     }
     if (pos > section_bits) break;
   }
-  if (pos > section_bits) {
+  return result;
+}
+
+// Whether a stream of `nbytes` bytes ends where its codes did (bit `pos`): no code past its end, no
+// whole byte unused, zero padding.
+inline PositionRead stream_end(const uint8_t* src, size_t nbytes, uint64_t pos) {
+  PositionRead result;
+  if (pos > uint64_t(nbytes) * 8) {
     result.status = PositionRead::kTruncated;
   } else if ((pos + 7) / 8 != nbytes) {
     result.status = PositionRead::kTrailingBytes;
@@ -298,6 +345,71 @@ inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, ui
     result.status = PositionRead::kPaddingNotZero;
   }
   return result;
+}
+
+// Fills idx[0..count) with the positions of a version-1 section (one stream) of `nbytes` bytes, or
+// says why it cannot; never reads outside [src, src + nbytes).
+inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
+  uint64_t pos = 0, next = 0;
+  const PositionRead read = decode_chunks(src, nbytes, pos, count, numel, next, idx);
+  return read.status != PositionRead::kOk ? read : stream_end(src, nbytes, pos);
+}
+
+// The same for a version-2 section: the byte count of the first stream, the first stream (the first
+// split_chunks(count) chunks), the second (the rest, its first gap counted from the first stream's
+// last position). Chunk i of each stream is decoded together with chunk i of the other, their chains
+// interleaved; the second stream's positions are found relative to 0 and moved up once the first
+// stream's end is known.
+inline PositionRead decode_split(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
+  PositionRead result;
+  if (count == 0) return result;  // the caller has checked nbytes == 0
+  if (nbytes < kSplitHeaderBytes) {
+    result.status = PositionRead::kTruncated;
+    return result;
+  }
+  uint32_t first_nbytes;
+  __builtin_memcpy(&first_nbytes, src, 4);  // little-endian targets only (as the rest of the codec)
+  if (first_nbytes > nbytes - kSplitHeaderBytes) {
+    result.status = PositionRead::kBadSplit;
+    return result;
+  }
+  const uint8_t* first = src + kSplitHeaderBytes;
+  const uint8_t* second = first + first_nbytes;
+  const size_t second_nbytes = nbytes - kSplitHeaderBytes - first_nbytes;
+  const uint64_t first_count = split_first_count(count), second_count = count - first_count;
+  if ((second_count == 0) != (second_nbytes == 0)) {
+    result.status = PositionRead::kBadSplit;
+    return result;
+  }
+  uint32_t* second_idx = idx + first_count;
+  uint64_t pos_a = 0, next_a = 0, pos_b = 0, relative_b = 0;
+  uint64_t pairs = 0;  // chunks decoded in each stream together
+  for (; pairs * kChunkGaps < second_count; ++pairs) {
+    // Every chunk of the first stream is whole when there is a second.
+    const uint64_t len_b = second_count - pairs * kChunkGaps < kChunkGaps ? second_count - pairs * kChunkGaps : kChunkGaps;
+    if (fast_end_byte(pos_a, kChunkGaps) > first_nbytes || fast_end_byte(pos_b, len_b) > second_nbytes) break;
+    if (!decode_chunk_pair_fast(first, pos_a, kChunkGaps, next_a, idx + pairs * kChunkGaps, second, pos_b, len_b,
+                                relative_b, second_idx + pairs * kChunkGaps, numel))
+      break;
+  }
+  const uint64_t done = pairs * kChunkGaps;
+  result = decode_chunks(first, first_nbytes, pos_a, first_count - done, numel, next_a, idx + done);
+  if (result.status == PositionRead::kOk) result = stream_end(first, first_nbytes, pos_a);
+  if (result.status != PositionRead::kOk) return result;
+  // The second stream's positions so far were counted from 0; all of them are below 2^32 (the fast
+  // path checked its last against numel).
+  const uint64_t base = next_a, decoded_b = done < second_count ? done : second_count;
+  if (decoded_b && base + relative_b > numel) {
+    uint64_t i = 0;  // ascending, and the last is relative_b - 1 >= numel - base: the loop ends
+    while (base + second_idx[i] < numel) ++i;
+    result.status = PositionRead::kOutOfRange;
+    result.position = base + second_idx[i];
+    return result;
+  }
+  for (uint64_t i = 0; i < decoded_b; ++i) second_idx[i] = static_cast<uint32_t>(second_idx[i] + base);
+  uint64_t next_b = base + relative_b;
+  result = decode_chunks(second, second_nbytes, pos_b, second_count - decoded_b, numel, next_b, second_idx + decoded_b);
+  return result.status != PositionRead::kOk ? result : stream_end(second, second_nbytes, pos_b);
 }
 
 }  // namespace position_code

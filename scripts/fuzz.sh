@@ -28,8 +28,8 @@ for h in fuzz_decode fuzz_encode; do
 done
 
 # Seeds: the golden payloads, in both modes (raw, and resealed with a valid checksum).
-for f in "$ROOT"/tests/golden/*.adl; do
-  name=$(basename "$f" .adl)
+for f in "$ROOT"/tests/golden/*.adl "$ROOT"/tests/golden/v*/*.adl; do
+  name=$(basename "$(dirname "$f")")_$(basename "$f" .adl)
   { printf '\x00'; cat "$f"; } > "$OUT/corpus_decode/${name}_raw"
   { printf '\x01'; cat "$f"; } > "$OUT/corpus_decode/${name}_resealed"
 done

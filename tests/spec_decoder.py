@@ -46,9 +46,29 @@ class Bits:
         return v
 
 
+def _positions(data: bytes, count: int, prev: int, numel: int) -> tuple[list[int], int]:
+    """One position stream (section 4) of `count` gaps after position `prev`."""
+    stream = Bits(data)
+    positions = []
+    for j in range(count):
+        if j % 128 == 0:
+            rice = stream.read(5)
+        ones = 0
+        while ones < 24 and stream.read(1) == 1:
+            ones += 1
+        gap = stream.read(32) if ones == 24 else (ones << rice) | stream.read(rice)
+        prev = prev + 1 + gap
+        if prev >= numel:
+            raise SpecError("position")
+        positions.append(prev)
+    if (stream.pos + 7) // 8 != len(data) or (stream.value >> stream.pos) != 0:
+        raise SpecError("position padding")
+    return positions, prev
+
+
 def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...], np.ndarray]:
     b = bytes(payload)
-    if len(b) < 28 or b[:4] != b"ADLC" or b[4] != 1:
+    if len(b) < 28 or b[:4] != b"ADLC" or b[4] not in (1, 2):
         raise SpecError("header")
     if crc32c(b[:-4]) != struct.unpack_from("<I", b, len(b) - 4)[0]:
         raise SpecError("crc")
@@ -75,21 +95,19 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
     elif scale_u32 != 0:
         raise SpecError("scale")
 
-    stream = Bits(b[header : header + P])
-    positions, prev = [], -1
-    for j in range(k):
-        if j % 128 == 0:
-            rice = stream.read(5)
-        ones = 0
-        while ones < 24 and stream.read(1) == 1:
-            ones += 1
-        gap = stream.read(32) if ones == 24 else (ones << rice) | stream.read(rice)
-        prev = prev + 1 + gap
-        if prev >= numel:
-            raise SpecError("position")
-        positions.append(prev)
-    if (stream.pos + 7) // 8 != P or (stream.value >> stream.pos) != 0:
-        raise SpecError("position padding")
+    section = b[header : header + P]
+    if b[4] == 1 or k == 0:
+        positions, _ = _positions(section, k, -1, numel)
+    else:  # version 2: two streams behind the first's byte count, split after ceil(chunks / 2) chunks
+        if P < 4:
+            raise SpecError("position split")
+        (first_nbytes,) = struct.unpack_from("<I", section, 0)
+        first_count = min(k, (math.ceil(k / 128) + 1) // 2 * 128)
+        if first_nbytes > P - 4 or (k == first_count) != (P - 4 - first_nbytes == 0):
+            raise SpecError("position split")
+        positions, prev = _positions(section[4 : 4 + first_nbytes], first_count, -1, numel)
+        rest, _ = _positions(section[4 + first_nbytes :], k - first_count, prev, numel)
+        positions += rest
 
     vb = b[header + P : header + P + V]
     values = np.zeros(k, np.float32)

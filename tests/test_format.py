@@ -13,33 +13,44 @@ import adlcodec
 import spec_decoder
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
-MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+# Every version's golden set: version 1 beside the inputs, each later one in v<N>/. All of them must
+# decode forever; the encoder must reproduce the set of the version it writes.
+GOLDEN_SETS = {1: GOLDEN, **{int(d.name[1:]): d for d in GOLDEN.glob("v[0-9]*") if d.is_dir()}}
+CASES = [(version, case) for version, d in sorted(GOLDEN_SETS.items())
+         for case in json.loads((d / "manifest.json").read_text())]
+CASE_IDS = [f"v{version}-{case['name']}" for version, case in CASES]
+CURRENT = [case for version, case in CASES if version == adlcodec.FORMAT_VERSION]
 
 
-@pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
-def test_golden_payloads_decode_exactly(case):
-    payload = (GOLDEN / f"{case['name']}.adl").read_bytes()
+def test_there_is_a_golden_set_for_the_version_written_and_for_version_1():
+    assert {1, adlcodec.FORMAT_VERSION} <= set(GOLDEN_SETS)
+    assert len(CURRENT) >= 12
+
+
+@pytest.mark.parametrize("version,case", CASES, ids=CASE_IDS)
+def test_golden_payloads_decode_exactly(version, case):
+    payload = (GOLDEN_SETS[version] / f"{case['name']}.adl").read_bytes()
     expected = np.load(GOLDEN / f"{case['name']}.npz")["decoded"]
     decoded = adlcodec.decompress(payload)
     assert decoded.shape == tuple(case["shape"])
     assert decoded.tobytes() == expected.tobytes()
     info = adlcodec.inspect(payload)
-    assert (info["bits"], info["bin_size"], info["version"]) == (case["bits"], case["bin_size"], 1)
+    assert (info["bits"], info["bin_size"], info["version"]) == (case["bits"], case["bin_size"], version)
 
 
-@pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
+@pytest.mark.parametrize("case", CURRENT, ids=[c["name"] for c in CURRENT])
 def test_golden_inputs_encode_to_the_same_bytes(kernel, case):
     # Encoder stability: any change here is a format decision and needs a new golden set.
     data = np.load(GOLDEN / f"{case['name']}.npz")
     residual = data["residual_before"].copy()
     payload = adlcodec.compress(data["grad"], residual, bin_size=case["bin_size"], bits=case["bits"])
-    assert payload.tobytes() == (GOLDEN / f"{case['name']}.adl").read_bytes()
+    assert payload.tobytes() == (GOLDEN_SETS[adlcodec.FORMAT_VERSION] / f"{case['name']}.adl").read_bytes()
     assert residual.tobytes() == data["residual_after"].tobytes()
 
 
-@pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
-def test_spec_decoder_agrees_on_golden_files(case):
-    payload = (GOLDEN / f"{case['name']}.adl").read_bytes()
+@pytest.mark.parametrize("version,case", CASES, ids=CASE_IDS)
+def test_spec_decoder_agrees_on_golden_files(version, case):
+    payload = (GOLDEN_SETS[version] / f"{case['name']}.adl").read_bytes()
     shape, dense = spec_decoder.decode(payload)
     assert shape == tuple(case["shape"])
     assert dense.tobytes() == adlcodec.decompress(payload).reshape(-1).tobytes()
@@ -64,19 +75,19 @@ def test_spec_decoder_agrees_on_random_payloads(n, bin_size, bits, density, seed
 def test_spec_example():
     payload = adlcodec.compress(np.array([0.5, -2.0, 0.25, 4.0], np.float32), np.zeros(4, np.float32), bin_size=2, bits=1)
     assert payload.tobytes().hex(" ") == (
-        "41 44 4c 43 01 01 01 01 02 00 00 00 02 00 00 00 00 00 40 40 02 00 00 00 "
-        "04 00 00 00 00 00 00 00 a0 00 01 16 52 ed 8a"
+        "41 44 4c 43 02 01 01 01 02 00 00 00 02 00 00 00 00 00 40 40 06 00 00 00 "
+        "04 00 00 00 00 00 00 00 02 00 00 00 a0 00 01 40 61 cd fa"
     )
 
 
-def _spec_position_section(positions):
-    """docs/FORMAT.md section 4 with the reference encoder's choice of k, one code at a time, LSB first."""
+def _spec_position_stream(gaps):
+    """One stream of docs/FORMAT.md section 4 with the reference encoder's choice of k, one code at a
+    time, LSB first."""
     out_bits = []
 
     def put(value, width):
         out_bits.extend((value >> i) & 1 for i in range(width))
 
-    gaps = np.diff(np.concatenate([[-1], np.asarray(positions, np.int64)])) - 1
     for start in range(0, len(gaps), 128):
         chunk = [int(g) for g in gaps[start:start + 128]]
         total, largest = sum(chunk), max(chunk)
@@ -98,14 +109,23 @@ def _spec_position_section(positions):
     return bytes(int("".join(map(str, reversed(out_bits[i:i + 8]))), 2) for i in range(0, len(out_bits), 8))
 
 
+def _spec_position_section(positions):
+    """A version-2 section: the first stream's byte count, then the first ceil(chunks / 2) chunks, then
+    the rest, the gaps running on from one stream to the next."""
+    gaps = np.diff(np.concatenate([[-1], np.asarray(positions, np.int64)])) - 1
+    split = (-(-len(gaps) // 128) + 1) // 2 * 128
+    first, second = _spec_position_stream(gaps[:split]), _spec_position_stream(gaps[split:])
+    return struct.pack("<I", len(first)) + first + second
+
+
 @pytest.mark.parametrize("escape_gap", [100, 5000])  # just past the escape threshold at k = 1 or 2, and far
-@pytest.mark.parametrize("escape_at", [0, 1, 2, 63, 126, 127, 128, 129, 200])
+@pytest.mark.parametrize("escape_at", [0, 1, 2, 63, 126, 127, 128, 129, 200, 255, 256, 257, 299])
 def test_position_section_matches_the_spec_around_escapes(kernel, escape_at, escape_gap):
     # Dense selections take small Rice parameters, whose codes the encoder stores two per put until a
     # pair holds an escape; one escape at each offset of a pair and of a chunk, in a run of small gaps.
     # With bin size 1 and a zero residual, exactly the nonzero gradient elements are selected.
     rng = np.random.default_rng(escape_at)
-    gaps = rng.geometric(0.3, size=300) - 1
+    gaps = rng.geometric(0.3, size=300) - 1  # three chunks: two in the first stream, one in the second
     gaps[escape_at] = escape_gap
     positions = np.cumsum(gaps + 1) - 1
     grad = np.zeros(int(positions[-1]) + 10, np.float32)
@@ -210,7 +230,8 @@ def header(bits=1, ndim=1, bin_size=50, selected=0, scale=0.0, positions=0, shap
 @pytest.mark.parametrize(
     "body,match",
     [
-        (header(version=2), "unsupported format version 2"),
+        (header(version=0), "unsupported format version 0"),
+        (header(version=3), "unsupported format version 3"),
         (header(dtype=3), "unknown dtype"),
         (header(bits=3), "invalid bit width"),
         (header(ndim=33, shape=(1,) * 33), "too many dimensions"),
@@ -245,6 +266,94 @@ def test_forged_payloads_with_valid_checksums_are_rejected(body, match):
     assert_rejected_untouched(reseal(body), match)
 
 
+def _v2_section(first: bytes, second: bytes = b"") -> bytes:
+    return struct.pack("<I", len(first)) + first + second
+
+
+# One chunk of 128 zero gaps at k = 0: five zero bits, then 128 zero bits (17 bytes).
+_ZERO_GAP_CHUNK = bytes(17)
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        # fewer bytes than the first stream's byte count takes
+        (header(version=2, selected=1, positions=3, scale=1.0) + bytes(3) + bytes(1), "truncated"),
+        # the first stream's byte count reaches past the section
+        (header(version=2, selected=1, positions=5, scale=1.0) + _v2_section(b"\x00")[:4].replace(b"\x01", b"\x02") + b"\x00" + bytes(1), "do not match"),
+        # one chunk of gaps, yet a second stream
+        (header(version=2, selected=1, positions=6, scale=1.0) + _v2_section(b"\x00", b"\x00") + bytes(1), "do not match"),
+        # two chunks, yet no second stream
+        (header(version=2, selected=129, positions=4 + 18, scale=1.0) + _v2_section(_ZERO_GAP_CHUNK + bytes(1)) + bytes(17), "do not match"),
+        # the first stream ends early: a whole byte of it unused
+        (header(version=2, selected=129, positions=4 + 18 + 1, scale=1.0) + _v2_section(_ZERO_GAP_CHUNK + bytes(1), b"\x00") + bytes(17), "trailing bytes"),
+        # the second stream's position past the end: k = 0, then an escape with a raw gap of 2^32 - 1
+        (header(version=2, selected=129, positions=4 + 17 + 8, scale=1.0)
+         + _v2_section(_ZERO_GAP_CHUNK, (((1 << 56) - 1) << 5).to_bytes(8, "little")) + bytes(17), "outside the tensor"),
+    ],
+)
+def test_forged_version_2_payloads_are_rejected(body, match):
+    assert_rejected_untouched(reseal(body), match)
+
+
+def test_forged_version_2_minimal_payloads_decode():
+    one = reseal(header(version=2, selected=1, positions=5, scale=1.5, shape=(3,)) + _v2_section(b"\x00") + b"\x01")
+    assert adlcodec.decompress(one).tolist() == [-1.5, 0.0, 0.0]
+    # 129 zero gaps: positions 0 .. 128, the 129th in the second stream (k = 0, one zero bit)
+    two = reseal(header(version=2, selected=129, positions=4 + 17 + 1, scale=1.0, shape=(200,))
+                 + _v2_section(_ZERO_GAP_CHUNK, b"\x00") + bytes(17))
+    assert np.flatnonzero(adlcodec.decompress(two)).tolist() == list(range(129))
+    assert spec_decoder.decode(two)[1].tobytes() == adlcodec.decompress(two).tobytes()
+
+
+def _sparse_gradient(rng, n, density, escapes):
+    grad = np.where(rng.random(n) < density, rng.standard_normal(n), 0.0).astype(np.float32)  # no -0.0
+    for start, length in escapes:  # runs of zeros: gaps that only an escape code holds
+        grad[start:start + length] = 0
+    return grad
+
+
+@pytest.mark.parametrize("density", [0.002, 0.05, 0.3, 0.95])
+def test_long_two_stream_sections_decode_every_position(kernel, density):
+    """Both streams long, so most chunk pairs go through the interleaved fast path; with bin size 1 and a
+    zero residual exactly the nonzero elements are selected, so the decoded positions are known."""
+    rng = np.random.default_rng(int(density * 1000))
+    n = 400_000
+    grad = _sparse_gradient(rng, n, density, [(50_000, 30_000), (300_000, 40_000)])
+    payload = adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=1, bits=32)
+    info = adlcodec.inspect(payload)
+    assert info["version"] == 2 and info["selected"] == np.count_nonzero(grad)
+    positions_nbytes, first_nbytes = struct.unpack_from("<I", payload.tobytes(), 20)[0], struct.unpack_from("<I", payload.tobytes(), 24 + 8)[0]
+    assert min(first_nbytes, positions_nbytes - 4 - first_nbytes) > (1000 if density > 0.01 else 100)
+    assert adlcodec.decompress(payload).tobytes() == grad.tobytes()
+    out = np.ones(n, np.float32)
+    adlcodec.decompress(payload, out, accumulate=True)
+    assert out.tobytes() == (grad + np.float32(1)).tobytes()
+
+
+@pytest.mark.parametrize("stream", [0, 1])
+@pytest.mark.parametrize("at", [0.1, 0.5, 0.97])
+def test_positions_past_a_shortened_shape_are_named(kernel, stream, at):
+    """A forged shape cuts the tensor short inside the first or the second stream's positions, early
+    (interleaved fast path), midway or near the end (careful path): the first position past it is named."""
+    rng = np.random.default_rng(5)
+    n = 400_000
+    grad = _sparse_gradient(rng, n, 0.3, [(0, n // 2)])  # every position >= n/2 > K: any may end the shape
+    payload = bytearray(adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=1, bits=1).tobytes())
+    positions = np.flatnonzero(grad)
+    first_count = (-(-len(positions) // 128) + 1) // 2 * 128
+    k = first_count * stream + int(at * (first_count if stream == 0 else len(positions) - first_count))
+    numel = int(positions[k])  # positions[k] is the first one at or past the new end
+    payload[24:32] = struct.pack("<Q", numel)
+    forged = bytes(payload[:-4])
+    out = np.full(numel, 42.0, np.float32)
+    with pytest.raises(adlcodec.FormatError, match=f"position {numel} is outside the tensor \\({numel} elements\\)"):
+        adlcodec.decompress(reseal(forged), out, accumulate=True)
+    assert np.all(out == 42.0)
+    with pytest.raises(spec_decoder.SpecError):
+        spec_decoder.decode(reseal(forged))
+
+
 @pytest.mark.parametrize("bits, bad, largest_finite", [(16, [0xFE01, 0xFC00, 0x7C01], [0x7BFF, 0xFBFF]),
                                                        (32, [0xFFC01234, 0xFF800000, 0x7F800001], [0x7F7FFFFF, 0xFF7FFFFF])])
 def test_non_finite_values_anywhere_in_a_long_section_are_rejected(rng, bits, bad, largest_finite):
@@ -267,7 +376,7 @@ def test_non_finite_values_anywhere_in_a_long_section_are_rejected(rng, bits, ba
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_random_bytes_never_crash(data):
-    for candidate in (data, reseal(data), reseal(b"ADLC\x01\x01" + data)):
+    for candidate in (data, reseal(data), reseal(b"ADLC\x01\x01" + data), reseal(b"ADLC\x02\x01" + data)):
         try:
             dense = adlcodec.decompress(candidate, max_numel=1 << 20)
         except adlcodec.FormatError:

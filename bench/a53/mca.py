@@ -59,6 +59,7 @@ class Loop:
     unit: str | None = None  # the .cpp compiled for it when the anchor's file is a header; default: source
     count_insn: str | None = None  # elements per iteration = instructions of the path matching this
     via: str | None = None  # a source line (same file) the path must pass, like require_insn
+    via_blocks: int = 1  # how many distinct blocks of `via` lines the path passes, in some order
 
     @property
     def compiled(self) -> str:
@@ -81,7 +82,8 @@ NOT_ONE_BIT = ["put_u16(dst_, h);", "put_u32(dst_, float_bits(G));",
 POSITIONS = "csrc/position_code_impl.h"  # #included by each kernel file
 NEON_UNIT = "csrc/kernel_neon.cpp"
 ENCODE_POSITIONS = "position_code6encode"
-DECODE_POSITIONS = "position_code6decode"
+DECODE_POSITIONS = "position_code13decode_chunks"  # one stream: version 1, and version 2's tails
+DECODE_SPLIT = "position_code12decode_split"  # version 2: a chunk of each stream at once
 # The escape's two puts (24 ones, then the raw gap): the common code's path avoids both.
 RICE_ESCAPE_PUTS = ["put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);", "put(gap, kEscapeRawBits);"]
 RICE_ESCAPE_READ = ["inv >>= kEscapeOnes;"]
@@ -151,6 +153,13 @@ LOOPS = [
          "const unsigned ones = trailing_zeros(inv);", "decode", "shared", unit=NEON_UNIT,
          function=DECODE_POSITIONS, exclude=RICE_ESCAPE_READ, via="out[i++] = static_cast<uint32_t>(at++);",
          count_insn=POSITION_STORE, note="per code: first code after a refill and two without one, 1:2"),
+    # decode_split's loop over a chunk of each stream: one refill-and-up-to-3-codes step of each stream
+    # per iteration, two independent chains that the in-order core can issue side by side.
+    Loop("Rice decode, two streams, refill + 3 codes each (typical, decode_split)", POSITIONS,
+         "while (i < len_a && j < len_b) {", "decode", "shared", unit=NEON_UNIT,
+         function=DECODE_SPLIT, exclude=RICE_ESCAPE_READ, via="out[i++] = static_cast<uint32_t>(at++);",
+         via_blocks=2, count_insn=POSITION_STORE,
+         note="per code, version 2: both streams' steps decode three codes"),
     Loop("Rice decode, refill + 1 code (decode_chunk_fast)", POSITIONS,
          "const unsigned ones = trailing_zeros(inv);", "decode", "shared", unit=NEON_UNIT,
          function=DECODE_POSITIONS, exclude=RICE_ESCAPE_READ, count_insn=POSITION_STORE,
@@ -293,16 +302,21 @@ def shortest_path(blocks: list[Block], src: int, dst: int, banned: frozenset = f
     return path[::-1]
 
 
-def shortest_cycle(blocks: list[Block], through: int, also: int | None, banned: frozenset) -> list[int] | None:
-    """The cheapest loop iteration that passes block `through` (and block `also`), as a block list from it."""
-    if also is None or also == through:
+def shortest_cycle(blocks: list[Block], through: int, also, banned: frozenset) -> list[int] | None:
+    """The cheapest loop iteration that passes block `through` (and block `also`, or the blocks of the
+    tuple `also` in its order), as a block list from it."""
+    stops = [b for b in (also if isinstance(also, tuple) else (also,)) if b is not None and b != through]
+    if not stops:
         tail = shortest_path(blocks, through, through, banned)
         return None if tail is None else [through] + tail[:-1]
-    there = shortest_path(blocks, through, also, banned)
-    back = shortest_path(blocks, also, through, banned)
-    if there is None or back is None:
-        return None
-    return [through] + there + back[:-1]
+    cycle, at = [through], through
+    for stop in stops + [through]:
+        leg = shortest_path(blocks, at, stop, banned)
+        if leg is None:
+            return None
+        cycle += leg
+        at = stop
+    return cycle[:-1]
 
 
 def source_line_numbers(source: str, anchor: str) -> list[int]:
@@ -340,6 +354,8 @@ def find_path(functions, files, loop: Loop) -> tuple[str, list[str], int]:
             required = [i for i, b in enumerate(blocks) if any(re.match(loop.require_insn, s) for s in b.insns)]
         elif loop.via:
             required = [i for i, b in enumerate(blocks) if b.lines & via_lines and i not in banned]
+            if loop.via_blocks == 2:
+                required = [(r1, r2) for r1 in required for r2 in required if r1 != r2]
         for a in anchors:
             for r in required:
                 cycle = shortest_cycle(blocks, a, r, banned)
@@ -503,7 +519,7 @@ def lookup(results, kernel, prefix):
 
 DENSE_LOOPS = ("analyze loop 1", "analyze loop 2 (add", "accumulate")
 ONE_PASS_DENSE_LOOPS = ("analyze loop 1", "one-pass loop 2 (loop")
-RICE_DECODE_TYPICAL = "Rice decode, refill + 3 codes"
+RICE_DECODE_TYPICAL = "Rice decode, two streams"  # version 2 payloads, the ones written
 
 
 # position_code_impl.h's kPairedRiceParamMax: Rice parameters whose codes are stored two per put.

@@ -1,5 +1,10 @@
-"""Writes the version-1 golden files. Run once per format version; never regenerate existing ones:
-later versions must decode these payloads to exactly these floats."""
+"""Writes the golden files of the format version this build writes. Run once per format version; never
+regenerate existing ones: every later version must decode these payloads to exactly these floats.
+
+The inputs (``<name>.npz``: gradient, residual before and after, decoded floats) were made once, with
+version 1, whose payloads are the ``<name>.adl`` beside them. Each later version N encodes the same
+inputs into ``v<N>/<name>.adl``; the residual update and the decoded floats must not change with the
+format, and this script refuses to write a set where they do."""
 
 import json
 import pathlib
@@ -23,9 +28,14 @@ CASES = [
     ("all_zero", (128,), 50, 1, 0),
     ("large_gaps_escape", (200000,), 1, 1, 0),
 ]
+# Added with version 2: more than one chunk of positions, so the section has two streams.
+CASES_SINCE_V2 = [
+    ("bits1_two_streams", (40000,), 50, 1, 2),  # streams over 1 KiB: chunk pairs on the fast path
+    ("bits8_two_streams_escape", (300000,), 1, 8, 0),
+]
 
 
-def make(name, shape, bin_size, bits, warmup, rng):
+def make_inputs(name, shape, bin_size, bits, warmup, rng):
     residual = np.zeros(shape, np.float32)
     for _ in range(warmup):
         adlcodec.compress(rng.standard_normal(shape, dtype=np.float32), residual, bin_size=bin_size, bits=bits)
@@ -38,6 +48,9 @@ def make(name, shape, bin_size, bits, warmup, rng):
         grad[:] = 0
         grad[:127] = np.arange(1, 128, dtype=np.float32)  # a chunk of zero gaps, then one gap > 2^(k+4)
         grad[199999] = -5.0
+    if name == "bits8_two_streams_escape":
+        grad[(np.arange(grad.size) % 997) > 2] = 0  # three in every 997,
+        grad[150000:250000] = 0  # and a gap that only an escape code holds, in the second stream
     residual_before = residual.copy()
     payload = adlcodec.compress(grad, residual, bin_size=bin_size, bits=bits)
     np.savez_compressed(
@@ -47,14 +60,36 @@ def make(name, shape, bin_size, bits, warmup, rng):
         residual_after=residual,
         decoded=adlcodec.decompress(payload),
     )
-    (HERE / f"{name}.adl").write_bytes(payload.tobytes())
-    return {"name": name, "shape": list(shape), "bin_size": bin_size, "bits": bits, "format_version": 1}
+
+
+def make_payload(name, shape, bin_size, bits, out_dir):
+    data = np.load(HERE / f"{name}.npz")
+    residual = data["residual_before"].copy()
+    payload = adlcodec.compress(data["grad"], residual, bin_size=bin_size, bits=bits)
+    if residual.tobytes() != data["residual_after"].tobytes():
+        raise SystemExit(f"{name}: the residual update changed; that is not a format change")
+    if adlcodec.decompress(payload).tobytes() != data["decoded"].tobytes():
+        raise SystemExit(f"{name}: the decoded floats changed; that is not a format change")
+    (out_dir / f"{name}.adl").write_bytes(payload.tobytes())
+    return {"name": name, "shape": list(shape), "bin_size": bin_size, "bits": bits,
+            "format_version": adlcodec.FORMAT_VERSION}
 
 
 def main():
     rng = np.random.default_rng(2026)
-    manifest = [make(*case, rng) for case in CASES]
-    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    for case in CASES:  # the same generator sequence as when version 1 made them
+        if not (HERE / f"{case[0]}.npz").exists():
+            make_inputs(*case, rng)
+    rng = np.random.default_rng(2027)
+    for case in CASES_SINCE_V2:
+        if not (HERE / f"{case[0]}.npz").exists():
+            make_inputs(*case, rng)
+    out_dir = HERE / f"v{adlcodec.FORMAT_VERSION}"
+    if out_dir.exists():
+        raise SystemExit(f"{out_dir} exists: golden files are never regenerated")
+    out_dir.mkdir()
+    manifest = [make_payload(*case[:4], out_dir) for case in CASES + CASES_SINCE_V2]
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 if __name__ == "__main__":
