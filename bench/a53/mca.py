@@ -59,7 +59,6 @@ class Loop:
     unit: str | None = None  # the .cpp compiled for it when the anchor's file is a header; default: source
     count_insn: str | None = None  # elements per iteration = instructions of the path matching this
     via: str | None = None  # a source line (same file) the path must pass, like require_insn
-    via_blocks: int = 1  # how many distinct blocks of `via` lines the path passes, in some order
 
     @property
     def compiled(self) -> str:
@@ -82,12 +81,14 @@ NOT_ONE_BIT = ["put_u16(dst_, h);", "put_u32(dst_, float_bits(G));",
 POSITIONS = "csrc/position_code_impl.h"  # #included by each kernel file
 NEON_UNIT = "csrc/kernel_neon.cpp"
 ENCODE_POSITIONS = "position_code6encode"
-DECODE_POSITIONS = "position_code13decode_chunks"  # one stream: version 1, and version 2's tails
-DECODE_SPLIT = "position_code12decode_split"  # version 2: a chunk of each stream at once
+DECODE_POSITIONS = "position_code13decode_chunks"  # each stream in turn (aarch64 interleaves none)
 # The escape's two puts (24 ones, then the raw gap): the common code's path avoids both.
 RICE_ESCAPE_PUTS = ["put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);", "put(gap, kEscapeRawBits);"]
 RICE_ESCAPE_READ = ["inv >>= kEscapeOnes;"]
 POSITION_STORE = r"^str\s+w\d+, \[x\d+"  # out[i++] = at: one per decoded code
+# The header of FastReader::steps' loop of whole steps (GCC tags its compare and branch, while the first
+# code's count of trailing zeros may carry only trailing_zeros' own line).
+SINGLE_STREAM_STEPS = "while (i + 3 <= len) step<true>(out, i, len);"
 
 READ_ONLY = "analyze_binsILb0E"  # pass 1 that only reads (in place, checked): pass 2 stores the residual
 ONE_PASS = "analyze_binsILb1E"  # pass 1 that also stores the residual (residual_out, or check_finite=False)
@@ -150,18 +151,11 @@ LOOPS = [
     # bits held. Codes at 1-10 % selection are 4-10 bits and a refill leaves >= 51 bits after the
     # first, so all three are decoded on every refill but the last of a chunk of 128 (and escapes).
     Loop("Rice decode, refill + 3 codes (typical, decode_chunk_fast)", POSITIONS,
-         "const unsigned ones = trailing_zeros(inv);", "decode", "shared", unit=NEON_UNIT,
+         SINGLE_STREAM_STEPS, "decode", "shared", unit=NEON_UNIT,
          function=DECODE_POSITIONS, exclude=RICE_ESCAPE_READ, via="out[i++] = static_cast<uint32_t>(at++);",
          count_insn=POSITION_STORE, note="per code: first code after a refill and two without one, 1:2"),
-    # decode_split's loop over a chunk of each stream: one refill-and-up-to-3-codes step of each stream
-    # per iteration, two independent chains that the in-order core can issue side by side.
-    Loop("Rice decode, two streams, refill + 3 codes each (typical, decode_split)", POSITIONS,
-         "while (i < len_a && j < len_b) {", "decode", "shared", unit=NEON_UNIT,
-         function=DECODE_SPLIT, exclude=RICE_ESCAPE_READ, via="out[i++] = static_cast<uint32_t>(at++);",
-         via_blocks=2, count_insn=POSITION_STORE,
-         note="per code, version 2: both streams' steps decode three codes"),
     Loop("Rice decode, refill + 1 code (decode_chunk_fast)", POSITIONS,
-         "const unsigned ones = trailing_zeros(inv);", "decode", "shared", unit=NEON_UNIT,
+         SINGLE_STREAM_STEPS, "decode", "shared", unit=NEON_UNIT,
          function=DECODE_POSITIONS, exclude=RICE_ESCAPE_READ, count_insn=POSITION_STORE,
          note="the third extra-code test fails: only at escapes and chunk ends"),
     Loop("1-bit decode scatter (grouped, onto zeros)", "csrc/format.cpp",
@@ -302,21 +296,16 @@ def shortest_path(blocks: list[Block], src: int, dst: int, banned: frozenset = f
     return path[::-1]
 
 
-def shortest_cycle(blocks: list[Block], through: int, also, banned: frozenset) -> list[int] | None:
-    """The cheapest loop iteration that passes block `through` (and block `also`, or the blocks of the
-    tuple `also` in its order), as a block list from it."""
-    stops = [b for b in (also if isinstance(also, tuple) else (also,)) if b is not None and b != through]
-    if not stops:
+def shortest_cycle(blocks: list[Block], through: int, also: int | None, banned: frozenset) -> list[int] | None:
+    """The cheapest loop iteration that passes block `through` (and block `also`), as a block list from it."""
+    if also is None or also == through:
         tail = shortest_path(blocks, through, through, banned)
         return None if tail is None else [through] + tail[:-1]
-    cycle, at = [through], through
-    for stop in stops + [through]:
-        leg = shortest_path(blocks, at, stop, banned)
-        if leg is None:
-            return None
-        cycle += leg
-        at = stop
-    return cycle[:-1]
+    there = shortest_path(blocks, through, also, banned)
+    back = shortest_path(blocks, also, through, banned)
+    if there is None or back is None:
+        return None
+    return [through] + there + back[:-1]
 
 
 def source_line_numbers(source: str, anchor: str) -> list[int]:
@@ -354,8 +343,6 @@ def find_path(functions, files, loop: Loop) -> tuple[str, list[str], int]:
             required = [i for i, b in enumerate(blocks) if any(re.match(loop.require_insn, s) for s in b.insns)]
         elif loop.via:
             required = [i for i, b in enumerate(blocks) if b.lines & via_lines and i not in banned]
-            if loop.via_blocks == 2:
-                required = [(r1, r2) for r1 in required for r2 in required if r1 != r2]
         for a in anchors:
             for r in required:
                 cycle = shortest_cycle(blocks, a, r, banned)
@@ -519,7 +506,7 @@ def lookup(results, kernel, prefix):
 
 DENSE_LOOPS = ("analyze loop 1", "analyze loop 2 (add", "accumulate")
 ONE_PASS_DENSE_LOOPS = ("analyze loop 1", "one-pass loop 2 (loop")
-RICE_DECODE_TYPICAL = "Rice decode, two streams"  # version 2 payloads, the ones written
+RICE_DECODE_TYPICAL = "Rice decode, refill + 3 codes"
 
 
 # position_code_impl.h's kPairedRiceParamMax: Rice parameters whose codes are stored two per put.

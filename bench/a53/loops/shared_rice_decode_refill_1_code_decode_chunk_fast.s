@@ -1,37 +1,33 @@
-// csrc/position_code_impl.h (compiled in csrc/kernel_neon.cpp): const unsigned ones = trailing_zeros(inv);
+// csrc/position_code_impl.h (compiled in csrc/kernel_neon.cpp): while (i + 3 <= len) step<true>(out, i, len);
 // function _ZN8adlcodec12_GLOBAL__N_113position_code13decode_chunksEPKhmRmmmS4_Pj; 1 element(s) per iteration
-ldr x16, [x9]
-sub w10, w23, w2
-orr w13, w2, 56
-add x6, x8, 1
-mvn x16, x16
-lsr w10, w10, 3
-add x9, x9, x10
-add x10, x21, x8, lsl 2
-lsl x2, x16, x2
-orr x7, x2, x7
-orr x2, x7, -9223372036854775808
-rbit x2, x2
-clz x2, x2
-cmp w2, 23
-ble .L286
-add w16, w2, 1
-lsl x30, x2, x11
-add w2, w17, w2
-cmp x20, x6
-lsr x16, x7, x16
-bic x16, x12, x16
-orr x16, x16, x30
-lsr x7, x7, x2
-add x0, x16, x0
-str w0, [x21, x8, lsl 2]
-sub w2, w13, w2
-add x0, x0, 1
-bls .L285
-orr x30, x7, -9223372036854775808
+ldr x4, [x7]
+sub w14, w22, w2
+orr w15, w2, 56
+add x17, x6, 1
+mvn x4, x4
+lsr w14, w14, 3
+add x7, x7, x14
+add x14, x20, x6, lsl 2
+lsl x2, x4, x2
+orr x5, x2, x5
+orr x30, x5, -9223372036854775808
 rbit x30, x30
 clz x30, x30
+add w4, w30, 1
+add w2, w11, w30
+lsl x16, x30, x8
 cmp w30, 23
-bgt .L288
-mov x8, x6
-b .L289
+lsr x4, x5, x4
+bic x4, x9, x4
+orr x4, x4, x16
+ble .L286
+mvn x4, x5, lsr 24
+sub w2, w15, #56
+lsr x5, x5, 56
+add x0, x0, w4, uxtw
+str w0, [x20, x6, lsl 2]
+mov x6, x17
+add x0, x0, 1
+add x12, x6, 3
+cmp x21, x12
+bcs .L288
