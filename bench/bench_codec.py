@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import adlcodec
+import spec_decoder  # tests/spec_decoder.py
 from reference import information_bound_bits  # tests/reference.py
 
 SIZES = {"1M": 1 << 20, "16M": 1 << 24, "64K": 1 << 16}
@@ -108,6 +109,22 @@ def test_decode(benchmark, impl, size_name, bin_size, bits):
         benchmark(out.fill, 0)
     else:
         benchmark(adlcodec.decompress, payload, out)
+
+
+@pytest.mark.parametrize("size_name", SIZE_NAMES)
+@pytest.mark.parametrize("version", [1, 2])
+def test_decode_format_versions(benchmark, version, size_name):
+    """The same tensor's payload in format version 1 (one position stream) and 2 (two, which x86-64
+    decodes together), bin 50, 1 bit: what the second stream buys the decoder."""
+    grad, residual = case(size_name, 50, 1)
+    payload = adlcodec.compress(grad, residual.copy(), bin_size=50, bits=1)
+    if version == 1:
+        payload = np.frombuffer(spec_decoder.to_version_1(payload.tobytes()), np.uint8)
+    assert adlcodec.inspect(payload)["version"] == version
+    out = np.empty(grad.size, np.float32)
+    benchmark.group = f"decode by format version n={size_name} bin=50 bits=1"
+    benchmark.extra_info.update(n=grad.size, bin_size=50, bits=1, impl=f"v{version}", nbytes=int(payload.size))
+    benchmark(adlcodec.decompress, payload, out)
 
 
 @pytest.mark.parametrize("bin_size", BINS)

@@ -40,6 +40,14 @@ def main(path):
         density = impls[best_name][1].get("density", float("nan"))
         print(f"| {kind} ({best_name}) | {size} | {info['bin_size']} | {info['bits']} | {density:.3f} | {base*1e3:.2f} | {best*1e3:.2f} | "
               f"{best/base:.2f} | {fmt(avx2/base)} | {fmt(scalar/base)} | {fmt(nocheck/base)} | {fmt(out_of_place/base)} | {fmt(torch_t*1e3)} | {fmt(torch_t/best)} |")
+    versions = {name: impls for name, impls in groups.items() if name.startswith("decode by format version")}
+    if versions:
+        print("\n| decode, bin 50, 1 bit | n | format version 1 ms | format version 2 ms | version 1 / version 2 |")
+        print("|---|---|---|---|---|")
+        for name in sorted(versions, key=lambda g: versions[g]["v1"][1]["n"]):
+            v1, v2 = versions[name]["v1"][0], versions[name]["v2"][0]
+            n = versions[name]["v1"][1]["n"]
+            print(f"| one position stream or two | {n >> 20}M | {v1*1e3:.3f} | {v2*1e3:.3f} | {v1/v2:.2f} |")
     if sizes:
         print("\n| bin | bits | density | payload bytes | × information bound (step 31) | worst × bound, steps 1–30 | compression ratio |")
         print("|---|---|---|---|---|---|---|")

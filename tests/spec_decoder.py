@@ -33,21 +33,27 @@ def crc32c(data: bytes) -> int:
 
 
 class Bits:
+    """A bit stream (section 3): bit j is bit j % 8 of byte j // 8."""
+
     def __init__(self, data: bytes):
-        self.value = int.from_bytes(data, "little")
-        self.nbits = 8 * len(data)
+        self.bits = "".join(f"{byte:08b}"[::-1] for byte in data)  # LSB first: O(width) per read
+        self.nbits = len(self.bits)
         self.pos = 0
 
     def read(self, width: int) -> int:
         if self.pos + width > self.nbits:
             raise SpecError("bit stream overrun")
-        v = (self.value >> self.pos) & ((1 << width) - 1)
+        v = int(self.bits[self.pos : self.pos + width][::-1] or "0", 2)
         self.pos += width
         return v
 
+    def rest_is_zero(self) -> bool:
+        return "1" not in self.bits[self.pos :]
 
-def _positions(data: bytes, count: int, prev: int, numel: int) -> tuple[list[int], int]:
-    """One position stream (section 4) of `count` gaps after position `prev`."""
+
+def _positions(data: bytes, count: int, prev: int, numel: int) -> tuple[list[int], int, int]:
+    """One position stream (section 4) of `count` gaps after position `prev`: the positions, the last
+    one, and the bits the codes take."""
     stream = Bits(data)
     positions = []
     for j in range(count):
@@ -61,9 +67,9 @@ def _positions(data: bytes, count: int, prev: int, numel: int) -> tuple[list[int
         if prev >= numel:
             raise SpecError("position")
         positions.append(prev)
-    if (stream.pos + 7) // 8 != len(data) or (stream.value >> stream.pos) != 0:
+    if (stream.pos + 7) // 8 != len(data) or not stream.rest_is_zero():
         raise SpecError("position padding")
-    return positions, prev
+    return positions, prev, stream.pos
 
 
 def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...], np.ndarray]:
@@ -97,7 +103,7 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
 
     section = b[header : header + P]
     if b[4] == 1 or k == 0:
-        positions, _ = _positions(section, k, -1, numel)
+        positions, _, _ = _positions(section, k, -1, numel)
     else:  # version 2: two streams behind the first's byte count, split after ceil(chunks / 2) chunks
         if P < 4:
             raise SpecError("position split")
@@ -105,8 +111,8 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
         first_count = min(k, (math.ceil(k / 128) + 1) // 2 * 128)
         if first_nbytes > P - 4 or (k == first_count) != (P - 4 - first_nbytes == 0):
             raise SpecError("position split")
-        positions, prev = _positions(section[4 : 4 + first_nbytes], first_count, -1, numel)
-        rest, _ = _positions(section[4 + first_nbytes :], k - first_count, prev, numel)
+        positions, prev, _ = _positions(section[4 : 4 + first_nbytes], first_count, -1, numel)
+        rest, _, _ = _positions(section[4 + first_nbytes :], k - first_count, prev, numel)
         positions += rest
 
     vb = b[header + P : header + P + V]
@@ -126,10 +132,35 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
             else:
                 magnitude = np.float32(scale) * (np.float32((code & (L - 1)) + 1) / np.float32(L))
             values[j] = -magnitude if negative else magnitude
-        if vs.value >> vs.pos:
+        if not vs.rest_is_zero():
             raise SpecError("value padding")
     if not np.all(np.isfinite(values)):
         raise SpecError("non-finite value")
     dense = np.zeros(numel, np.float32)
     dense[np.asarray(positions, dtype=np.int64)] = values
     return tuple(shape), dense
+
+
+def to_version_1(payload: bytes) -> bytes:
+    """The version-1 payload of the same tensor: a valid version-2 payload's two position streams joined
+    into one (section 4 says how they differ), the version byte, P and the CRC rewritten."""
+    b = bytes(payload)
+    if b[4] != 2:
+        raise SpecError("not a version-2 payload")
+    ndim, (k, P) = b[7], struct.unpack_from("<II", b, 12)[:1] + struct.unpack_from("<I", b, 20)
+    header = 24 + 8 * ndim
+    section = b[header : header + P]
+    joined = b""
+    if k:
+        (first_nbytes,) = struct.unpack_from("<I", section, 0)
+        first, second = section[4 : 4 + first_nbytes], section[4 + first_nbytes :]
+        first_count = min(k, (math.ceil(k / 128) + 1) // 2 * 128)
+        numel = math.prod(struct.unpack_from(f"<{ndim}Q", b, 24))
+        _, prev, first_bits = _positions(first, first_count, -1, numel)
+        _, _, second_bits = _positions(second, k - first_count, prev, numel)
+        value = int.from_bytes(first, "little") | (int.from_bytes(second, "little") << first_bits)
+        joined = value.to_bytes((first_bits + second_bits + 7) // 8, "little")
+    body = bytearray(b[:header] + joined + b[header + P : -4])
+    body[4] = 1
+    body[20:24] = struct.pack("<I", len(joined))
+    return bytes(body) + struct.pack("<I", crc32c(bytes(body)))

@@ -56,6 +56,15 @@ def test_spec_decoder_agrees_on_golden_files(version, case):
     assert dense.tobytes() == adlcodec.decompress(payload).reshape(-1).tobytes()
 
 
+@pytest.mark.parametrize("case", [c for c in CURRENT if (GOLDEN / f"{c['name']}.adl").exists()],
+                         ids=lambda c: c["name"])
+def test_version_2_golden_payloads_are_version_1_with_the_section_split(case):
+    """Joining a version-2 payload's two position streams (spec_decoder.to_version_1) gives back the
+    version-1 golden bytes of the same input: nothing but the position section's layout changed."""
+    v2 = (GOLDEN_SETS[2] / f"{case['name']}.adl").read_bytes()
+    assert spec_decoder.to_version_1(v2) == (GOLDEN / f"{case['name']}.adl").read_bytes()
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(0, 3000),
@@ -329,6 +338,10 @@ def test_long_two_stream_sections_decode_every_position(kernel, density):
     out = np.ones(n, np.float32)
     adlcodec.decompress(payload, out, accumulate=True)
     assert out.tobytes() == (grad + np.float32(1)).tobytes()
+    # The same section as one stream (version 1): the single-stream fast path over long sections.
+    v1 = spec_decoder.to_version_1(payload.tobytes())
+    assert adlcodec.inspect(v1)["version"] == 1
+    assert adlcodec.decompress(v1).tobytes() == grad.tobytes()
 
 
 @pytest.mark.parametrize("stream", [0, 1])
@@ -407,16 +420,18 @@ def test_resealed_mutations_decode_or_fail_cleanly(seed, edits):
     seed=st.integers(0, 2**32 - 1),
     edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=3),
     truncate=st.booleans(),
+    version=st.sampled_from([1, 2]),
 )
-def test_long_position_sections_mutated_decode_like_the_spec(seed, edits, truncate):
-    """Position sections of several kilobytes: all but their last kilobyte or so go through the
-    decoder's fast path (8-byte loads with no per-code bounds check), which short payloads never reach.
+def test_long_position_sections_mutated_decode_like_the_spec(seed, edits, truncate, version):
+    """Position sections of several kilobytes, in either format version: all but their last kilobyte or
+    so go through the decoder's fast path (8-byte loads with no per-code bounds check), which short payloads never reach.
     Bytes of the position section are overwritten (optionally the section is cut short and the
     header's P follows), the payload resealed; both decoders must agree on rejection and on floats."""
     n = 40000
     rng = np.random.default_rng(seed)
     grad = (rng.standard_normal(n) * (rng.random(n) < 0.5)).astype(np.float32)
-    payload = bytearray(adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=2, bits=[1, 8][seed % 2]).tobytes())
+    payload = adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=2, bits=[1, 8][seed % 2]).tobytes()
+    payload = bytearray(spec_decoder.to_version_1(payload) if version == 1 else payload)
     start = 24 + 8
     nbytes = int.from_bytes(payload[20:24], "little")
     assert nbytes > 2000  # long enough for the fast path
