@@ -364,11 +364,10 @@ inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, ui
 
 // Whether decode_split decodes a chunk of each stream at once. On an out-of-order x86-64 core the two
 // chains from one code to the next overlap: 2.4 -> 1.6 ns per code, and the whole 1M-element decode
-// at bin 50 1.2x faster than version 1's one stream (bench_codec.py::test_decode_format_versions). The
-// in-order Cortex-A53 issues
-// this loop at about one instruction per cycle, so the overlap gains it nothing, while the second
-// stream's state costs instructions: llvm-mca's A53 model gave 21.0 cycles per code interleaved against
-// 18.7 for one stream after the other, which aarch64 builds therefore do.
+// at bin 50 1.2x faster than version 1's one stream (bench_codec.py::test_decode_format_versions).
+// The in-order Cortex-A53 issues this loop at about one instruction per cycle, so the overlap gains it
+// nothing, while the second stream's state costs instructions: llvm-mca's A53 model gave 21.0 cycles
+// per code interleaved against 18.7 for one stream after the other, which aarch64 builds therefore do.
 #if defined(__aarch64__)
 constexpr bool kInterleaveStreams = false;
 #else
