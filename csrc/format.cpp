@@ -552,8 +552,8 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
   payload.bytes.reset(new uint8_t[payload.size]);
   uint8_t* p = payload.bytes.get();
   if (selected) {
-    put_u32(position_stream.reserve_more(0, 0), static_cast<uint32_t>(first_nbytes));
     std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);
+    put_u32(p + header_bytes, static_cast<uint32_t>(first_nbytes));  // the section's first field
   }
 
   const float scale = selection_scale(selected_values.data(), selected, options.bits);

@@ -29,7 +29,8 @@ struct Kernel {
   // The position coders of position_code_impl.h, compiled for this target. Their output does not
   // depend on the target.
   void (*encode_positions)(const uint32_t* idx, uint64_t count, uint8_t* stream, PositionWriter* writer);
-  // Version-1 sections (one stream) and version-2 sections (two, decoded together).
+  // Version-1 sections (one stream) and version-2 sections (two; decode_split says when they are decoded
+  // together).
   PositionRead (*decode_positions)(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx);
   PositionRead (*decode_split_positions)(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel,
                                          uint32_t* idx);

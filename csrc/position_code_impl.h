@@ -354,12 +354,18 @@ inline PositionRead stream_end(const uint8_t* src, size_t nbytes, uint64_t pos) 
   return result;
 }
 
+// decode_chunks to the end of the stream, then stream_end: the rest of a stream from bit `pos`.
+inline PositionRead decode_rest_of_stream(const uint8_t* src, size_t nbytes, uint64_t& pos, uint64_t count,
+                                          uint64_t numel, uint64_t& next, uint32_t* idx) {
+  const PositionRead read = decode_chunks(src, nbytes, pos, count, numel, next, idx);
+  return read.status != PositionRead::kOk ? read : stream_end(src, nbytes, pos);
+}
+
 // Fills idx[0..count) with the positions of a version-1 section (one stream) of `nbytes` bytes, or
 // says why it cannot; never reads outside [src, src + nbytes).
 inline PositionRead decode(const uint8_t* src, size_t nbytes, uint64_t count, uint64_t numel, uint32_t* idx) {
   uint64_t pos = 0, next = 0;
-  const PositionRead read = decode_chunks(src, nbytes, pos, count, numel, next, idx);
-  return read.status != PositionRead::kOk ? read : stream_end(src, nbytes, pos);
+  return decode_rest_of_stream(src, nbytes, pos, count, numel, next, idx);
 }
 
 // Whether decode_split decodes a chunk of each stream at once. On an out-of-order x86-64 core the two
@@ -412,8 +418,7 @@ inline PositionRead decode_split(const uint8_t* src, size_t nbytes, uint64_t cou
       break;
   }
   const uint64_t done = pairs * kChunkGaps;
-  result = decode_chunks(first, first_nbytes, pos_a, first_count - done, numel, next_a, idx + done);
-  if (result.status == PositionRead::kOk) result = stream_end(first, first_nbytes, pos_a);
+  result = decode_rest_of_stream(first, first_nbytes, pos_a, first_count - done, numel, next_a, idx + done);
   if (result.status != PositionRead::kOk) return result;
   // The second stream's positions so far were counted from 0; all of them are below 2^32 (the fast
   // path checked its last against numel).
@@ -427,8 +432,8 @@ inline PositionRead decode_split(const uint8_t* src, size_t nbytes, uint64_t cou
   }
   for (uint64_t i = 0; i < decoded_b; ++i) second_idx[i] = static_cast<uint32_t>(second_idx[i] + base);
   uint64_t next_b = base + relative_b;
-  result = decode_chunks(second, second_nbytes, pos_b, second_count - decoded_b, numel, next_b, second_idx + decoded_b);
-  return result.status != PositionRead::kOk ? result : stream_end(second, second_nbytes, pos_b);
+  return decode_rest_of_stream(second, second_nbytes, pos_b, second_count - decoded_b, numel, next_b,
+                               second_idx + decoded_b);
 }
 
 }  // namespace position_code

@@ -81,7 +81,7 @@ NOT_ONE_BIT = ["put_u16(dst_, h);", "put_u32(dst_, float_bits(G));",
 POSITIONS = "csrc/position_code_impl.h"  # #included by each kernel file
 NEON_UNIT = "csrc/kernel_neon.cpp"
 ENCODE_POSITIONS = "position_code6encode"
-DECODE_POSITIONS = "position_code13decode_chunks"  # each stream in turn (aarch64 interleaves none)
+DECODE_POSITIONS = "position_code21decode_rest_of_stream"  # each stream in turn (aarch64 interleaves none)
 # The escape's two puts (24 ones, then the raw gap): the common code's path avoids both.
 RICE_ESCAPE_PUTS = ["put((uint64_t(1) << kEscapeOnes) - 1, kEscapeOnes);", "put(gap, kEscapeRawBits);"]
 RICE_ESCAPE_READ = ["inv >>= kEscapeOnes;"]

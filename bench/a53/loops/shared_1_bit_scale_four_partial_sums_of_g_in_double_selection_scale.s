@@ -6,6 +6,6 @@ cmp x2, x0
 fabs v0.4s, v0.4s
 fcvtl v3.2d, v0.2s
 fcvtl2 v0.2d, v0.4s
-fadd v2.2d, v2.2d, v3.2d
-fadd v1.2d, v1.2d, v0.2d
+fadd v1.2d, v1.2d, v3.2d
+fadd v2.2d, v2.2d, v0.2d
 bhi .L952

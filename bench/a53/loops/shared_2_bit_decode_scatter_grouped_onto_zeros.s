@@ -17,16 +17,16 @@ str s3, [x19, x5, lsl 2]
 str s2, [x19, x4, lsl 2]
 str s1, [x19, x3, lsl 2]
 str s0, [x19, x17, lsl 2]
-bhi .L455
+bhi .L662
 mov x1, x2
 ldr w17, [x0, 28]
 sub x20, x1, #8
 cmp x17, x25
-bcs .L442
+bcs .L649
 lsr x2, x16, 3
 add x3, x2, 8
 cmp x27, x3
-bcc .L460
+bcc .L667
 ldr x2, [x23, x2]
 and w3, w16, 7
 lsr x2, x2, x3
@@ -54,4 +54,4 @@ ldr s3, [x21, x5, lsl 2]
 ldr s2, [x21, x4, lsl 2]
 ldr s1, [x21, x3, lsl 2]
 ldr s0, [x21, x2, lsl 2]
-b .L446
+b .L653

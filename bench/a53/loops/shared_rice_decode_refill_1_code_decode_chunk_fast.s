@@ -1,33 +1,33 @@
 // csrc/position_code_impl.h (compiled in csrc/kernel_neon.cpp): while (i + 3 <= len) step<true>(out, i, len);
-// function _ZN8adlcodec12_GLOBAL__N_113position_code13decode_chunksEPKhmRmmmS4_Pj; 1 element(s) per iteration
-ldr x4, [x7]
-sub w14, w22, w2
-orr w15, w2, 56
-add x17, x6, 1
-mvn x4, x4
-lsr w14, w14, 3
-add x7, x7, x14
-add x14, x20, x6, lsl 2
-lsl x2, x4, x2
-orr x5, x2, x5
-orr x30, x5, -9223372036854775808
-rbit x30, x30
-clz x30, x30
-add w4, w30, 1
-add w2, w11, w30
-lsl x16, x30, x8
-cmp w30, 23
-lsr x4, x5, x4
-bic x4, x9, x4
-orr x4, x4, x16
-ble .L286
-mvn x4, x5, lsr 24
-sub w2, w15, #56
-lsr x5, x5, 56
-add x0, x0, w4, uxtw
-str w0, [x20, x6, lsl 2]
-mov x6, x17
+// function _ZN8adlcodec12_GLOBAL__N_113position_code21decode_rest_of_streamEPKhmRmmmS4_Pj; 1 element(s) per iteration
+ldr x6, [x8]
+sub w10, w22, w5
+orr w17, w5, 56
+add x16, x7, 1
+mvn x6, x6
+lsr w10, w10, 3
+add x8, x8, x10
+add x15, x20, x7, lsl 2
+lsl x5, x6, x5
+orr x2, x5, x2
+orr x10, x2, -9223372036854775808
+rbit x10, x10
+clz x10, x10
+add w6, w10, 1
+add w5, w12, w10
+lsl x30, x10, x9
+cmp w10, 23
+lsr x6, x2, x6
+bic x6, x11, x6
+orr x6, x6, x30
+ble .L287
+mvn x6, x2, lsr 24
+sub w5, w17, #56
+lsr x2, x2, 56
+add x0, x0, w6, uxtw
+str w0, [x20, x7, lsl 2]
+mov x7, x16
 add x0, x0, 1
-add x12, x6, 3
-cmp x21, x12
-bcs .L288
+add x14, x7, 3
+cmp x21, x14
+bcs .L289
