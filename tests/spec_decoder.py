@@ -51,6 +51,11 @@ class Bits:
         return "1" not in self.bits[self.pos :]
 
 
+def first_stream_gaps(k: int) -> int:
+    """Version 2: the gaps of a section of k in its first stream, K1 = min(K, 128 * ceil(C / 2))."""
+    return min(k, (math.ceil(k / 128) + 1) // 2 * 128)
+
+
 def _positions(data: bytes, count: int, prev: int, numel: int) -> tuple[list[int], int, int]:
     """One position stream (section 4) of `count` gaps after position `prev`: the positions, the last
     one, and the bits the codes take."""
@@ -108,7 +113,7 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
         if P < 4:
             raise SpecError("position split")
         (first_nbytes,) = struct.unpack_from("<I", section, 0)
-        first_count = min(k, (math.ceil(k / 128) + 1) // 2 * 128)
+        first_count = first_stream_gaps(k)
         if first_nbytes > P - 4 or (k == first_count) != (P - 4 - first_nbytes == 0):
             raise SpecError("position split")
         positions, prev, _ = _positions(section[4 : 4 + first_nbytes], first_count, -1, numel)
@@ -147,14 +152,14 @@ def to_version_1(payload: bytes) -> bytes:
     b = bytes(payload)
     if b[4] != 2:
         raise SpecError("not a version-2 payload")
-    ndim, (k, P) = b[7], struct.unpack_from("<II", b, 12)[:1] + struct.unpack_from("<I", b, 20)
+    ndim, (k,), (P,) = b[7], struct.unpack_from("<I", b, 12), struct.unpack_from("<I", b, 20)
     header = 24 + 8 * ndim
     section = b[header : header + P]
     joined = b""
     if k:
         (first_nbytes,) = struct.unpack_from("<I", section, 0)
         first, second = section[4 : 4 + first_nbytes], section[4 + first_nbytes :]
-        first_count = min(k, (math.ceil(k / 128) + 1) // 2 * 128)
+        first_count = first_stream_gaps(k)
         numel = math.prod(struct.unpack_from(f"<{ndim}Q", b, 24))
         _, prev, first_bits = _positions(first, first_count, -1, numel)
         _, _, second_bits = _positions(second, k - first_count, prev, numel)

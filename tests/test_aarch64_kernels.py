@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import adlcodec
+from cpuinfo import cpu_flags  # tests/cpuinfo.py
 
 SIMD_KERNELS = [name for name in adlcodec.available_kernels() if name != "scalar"]
 EXPECTED_SIMD = {"aarch64": "neon", "arm64": "neon", "x86_64": "avx2", "AMD64": "avx2"}
@@ -29,22 +30,15 @@ BITS = [1, 2, 4, 8, 16, 32]
 def test_the_simd_kernel_of_this_architecture_is_built_and_available():
     machine = platform.machine()
     expected = EXPECTED_SIMD.get(machine)
-    if expected == "avx2" and "avx2" not in _cpu_flags():
+    flags = cpu_flags()
+    if expected == "avx2" and "avx2" not in flags:
         expected = None
     kernels = adlcodec.available_kernels()
     assert kernels[0] == "scalar"
     if expected is not None:
         assert expected in kernels, f"{machine} build lacks the {expected} kernel: {kernels}"
-    if expected == "avx2" and "avx512f" in _cpu_flags().split():
+    if expected == "avx2" and "avx512f" in flags:
         assert "avx512" in kernels, f"this CPU has AVX-512 but the build lacks its kernel: {kernels}"
-
-
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def test_forced_kernel_is_the_active_one():

@@ -122,7 +122,7 @@ def _spec_position_section(positions):
     """A version-2 section: the first stream's byte count, then the first ceil(chunks / 2) chunks, then
     the rest, the gaps running on from one stream to the next."""
     gaps = np.diff(np.concatenate([[-1], np.asarray(positions, np.int64)])) - 1
-    split = (-(-len(gaps) // 128) + 1) // 2 * 128
+    split = spec_decoder.first_stream_gaps(len(gaps))
     first, second = _spec_position_stream(gaps[:split]), _spec_position_stream(gaps[split:])
     return struct.pack("<I", len(first)) + first + second
 
@@ -354,7 +354,7 @@ def test_positions_past_a_shortened_shape_are_named(kernel, stream, at):
     grad = _sparse_gradient(rng, n, 0.3, [(0, n // 2)])  # every position >= n/2 > K: any may end the shape
     payload = bytearray(adlcodec.compress(grad, np.zeros(n, np.float32), bin_size=1, bits=1).tobytes())
     positions = np.flatnonzero(grad)
-    first_count = (-(-len(positions) // 128) + 1) // 2 * 128
+    first_count = spec_decoder.first_stream_gaps(len(positions))
     k = first_count * stream + int(at * (first_count if stream == 0 else len(positions) - first_count))
     numel = int(positions[k])  # positions[k] is the first one at or past the new end
     payload[24:32] = struct.pack("<Q", numel)
