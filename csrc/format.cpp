@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "adlcodec.h"
 #include "bits.h"
@@ -420,18 +421,25 @@ class DenseValue {
   float table_[Bits <= 8 ? (1u << Bits) : 1] = {};
 };
 
-// The largest magnitude bit pattern (sign bit cleared) among `count` little-endian binary16 or
-// binary32 fields.
+// Whether any of `count` little-endian binary16 or binary32 fields is an infinity or NaN: its exponent
+// field is all ones, so adding one unit of the exponent to its magnitude carries into the sign bit,
+// which no finite magnitude reaches. Only AND, ADD and OR, with no early exit: it vectorizes with
+// the baseline instruction set. (An unsigned maximum, which SSE2 lacks, stayed scalar: 1M-element
+// 32-bit decode 0.482-0.492 ms against 0.475 now; an OR of comparisons did not vectorize either.)
 template <int Bits>
-uint32_t largest_magnitude(const uint8_t* values, uint64_t count) {
+bool any_nonfinite(const uint8_t* values, uint64_t count) {
   static_assert(Bits == 16 || Bits == 32);
-  constexpr uint32_t kMagnitude = Bits == 16 ? 0x7FFFu : 0x7FFFFFFFu;
-  uint32_t largest = 0;
+  using Field = std::conditional_t<Bits == 16, uint16_t, uint32_t>;
+  constexpr Field kMagnitude = Bits == 16 ? 0x7FFFu : 0x7FFFFFFFu;
+  constexpr Field kExponentUnit = Bits == 16 ? 0x0400u : 0x00800000u;
+  constexpr Field kSign = Field(kMagnitude + 1u);
+  Field carried = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    const uint32_t magnitude = (Bits == 16 ? get_u16(values + 2 * i) : get_u32(values + 4 * i)) & kMagnitude;
-    largest = magnitude > largest ? magnitude : largest;
+    Field field;
+    std::memcpy(&field, values + sizeof(Field) * i, sizeof(Field));  // a little-endian host (bits.h)
+    carried |= Field((field & kMagnitude) + kExponentUnit);
   }
-  return largest;
+  return (carried & kSign) != 0;
 }
 
 // Zero-fills (unless accumulating) and scatters in L1-sized chunks, so each line of `out` is
@@ -615,13 +623,10 @@ void decode(const uint8_t* data, size_t size, float* out, uint64_t out_numel, bo
 
   const uint8_t* values = p.values;
   const int bits = info.bits;
-  // The non-finite scans: an infinity or NaN has the largest magnitude bits (all exponent bits set), so
-  // one unsigned maximum of |v| finds them. A max reduction with no early exit vectorizes; an OR of
-  // comparisons did not (GCC 12 kept it scalar, 13 % of a 1M-element 32-bit decode).
   if (bits == 16) {
-    if (largest_magnitude<16>(values, count) >= 0x7C00u) throw FormatError(fmt_error("non-finite half value"));
+    if (any_nonfinite<16>(values, count)) throw FormatError(fmt_error("non-finite half value"));
   } else if (bits == 32) {
-    if (largest_magnitude<32>(values, count) >= 0x7F800000u) throw FormatError(fmt_error("non-finite value"));
+    if (any_nonfinite<32>(values, count)) throw FormatError(fmt_error("non-finite value"));
   } else {
     const uint64_t used = count * uint64_t(bits);
     if (used % 8 && (values[info.values_nbytes - 1] >> (used % 8)) != 0)

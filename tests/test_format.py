@@ -367,11 +367,13 @@ def test_positions_past_a_shortened_shape_are_named(kernel, stream, at):
         spec_decoder.decode(reseal(forged))
 
 
-@pytest.mark.parametrize("bits, bad, largest_finite", [(16, [0xFE01, 0xFC00, 0x7C01], [0x7BFF, 0xFBFF]),
-                                                       (32, [0xFFC01234, 0xFF800000, 0x7F800001], [0x7F7FFFFF, 0xFF7FFFFF])])
+@pytest.mark.parametrize("bits, bad, largest_finite",
+                         [(16, [0xFE01, 0xFC00, 0x7C01, 0x7C00, 0xFFFF], [0x7BFF, 0xFBFF]),
+                          (32, [0xFFC01234, 0xFF800000, 0x7F800001, 0x7F800000, 0xFFFFFFFF], [0x7F7FFFFF, 0xFF7FFFFF])])
 def test_non_finite_values_anywhere_in_a_long_section_are_rejected(rng, bits, bad, largest_finite):
-    """The scan is one maximum of |v| over the whole section: a NaN or infinity of either sign at any
-    position is found, and the largest finite magnitudes of either sign still pass."""
+    """The scan reads every field of the section with no early exit: a NaN or infinity of either sign
+    at the first, last, middle or any other position is found, and the largest finite magnitudes of
+    either sign still pass."""
     grad = rng.standard_normal(3000, dtype=np.float32)  # assert_rejected_untouched decodes into 3000
     payload = adlcodec.compress(grad, np.zeros_like(grad), bin_size=50, bits=bits)
     selected = adlcodec.inspect(payload)["selected"]
@@ -381,7 +383,7 @@ def test_non_finite_values_anywhere_in_a_long_section_are_rejected(rng, bits, ba
     for k, pattern in [(selected - 1, largest_finite[0]), (selected // 2, largest_finite[1])]:
         edited = body[: start + width * k] + struct.pack(fmt, pattern) + body[start + width * (k + 1):]
         assert np.isfinite(adlcodec.decompress(reseal(edited))).all()
-    for k, pattern in zip([selected - 1, selected // 2, 17], bad):
+    for k, pattern in zip([selected - 1, selected // 2, 17, 0, selected - 2], bad):
         edited = body[: start + width * k] + struct.pack(fmt, pattern) + body[start + width * (k + 1):]
         assert_rejected_untouched(reseal(edited), "non-finite")
 
