@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import adlcodec
-from cpuinfo import cpu_flags  # tests/cpuinfo.py
+from host_cpu import cpu_flags  # tests/host_cpu.py
 
 SIMD_KERNELS = [name for name in adlcodec.available_kernels() if name != "scalar"]
 EXPECTED_SIMD = {"aarch64": "neon", "arm64": "neon", "x86_64": "avx2", "AMD64": "avx2"}

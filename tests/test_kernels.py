@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import adlcodec
-from cpuinfo import cpu_flags  # tests/cpuinfo.py
+from host_cpu import cpu_flags  # tests/host_cpu.py
 
 CASES = [(n, bin_size) for n in (0, 1, 7, 8, 9, 63, 64, 65, 1000, 100003) for bin_size in (1, 3, 8, 50, 500, 4096)]
 
