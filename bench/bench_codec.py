@@ -10,6 +10,7 @@ ADLCODEC_BENCH_SIZES (default "1M,16M") picks the tensor sizes.
 """
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -109,6 +110,68 @@ def test_decode(benchmark, impl, size_name, bin_size, bits):
         benchmark(out.fill, 0)
     else:
         benchmark(adlcodec.decompress, payload, out)
+
+
+def paired_rounds(n):
+    return 11 if n > (1 << 22) else 41
+
+
+@params
+@pytest.mark.parametrize("pair", ["encode/np.add", "decode/fill", "torch/encode"])
+def test_paired_ratio(benchmark, pair, size_name, bin_size, bits):
+    """The ratios of the targets, each measured round by round: every round times the two sides back to
+    back, the order swapping from one round to the next, and keeps their quotient. This VM's memory
+    bandwidth drifts over minutes (np.add at 16M: 4.6-8.3 ms), which skews a quotient of two medians
+    taken at different times; the median of paired quotients is not skewed by drift slower than a round.
+    "encode" is the default, checked, in-place call with the best kernel, as in test_encode."""
+    grad, residual0 = case(size_name, bin_size, bits)
+    numer_name, denom_name = pair.split("/")
+    if "torch" in pair:
+        torch = pytest.importorskip("torch")
+        torch.set_num_threads(1)
+        from torch_reference import torch_adacomp_step
+    out = np.empty(grad.size, np.float32)
+    payload = adlcodec.compress(grad, residual0.copy(), bin_size=bin_size, bits=bits)
+
+    def timed(name):
+        """Seconds for one call of `name`, its inputs prepared untimed."""
+        if name == "encode":
+            r = residual0.copy()
+            start = time.perf_counter()
+            adlcodec.compress(grad, r, bin_size=bin_size, bits=bits)
+        elif name == "np.add":
+            r = residual0.copy()
+            start = time.perf_counter()
+            np.add(r, grad, out=r)
+        elif name == "torch":
+            g, r = torch.from_numpy(grad), torch.from_numpy(residual0.copy())
+            start = time.perf_counter()
+            torch_adacomp_step(g, r, bin_size=bin_size, bits=bits)
+        elif name == "decode":
+            start = time.perf_counter()
+            adlcodec.decompress(payload, out)
+        else:  # fill
+            start = time.perf_counter()
+            out.fill(0)
+        return time.perf_counter() - start
+
+    numer, denom = [], []
+
+    def one_round():
+        first, second = (numer, denom) if len(numer) % 2 == 0 else (denom, numer)
+        first.append(timed(numer_name if first is numer else denom_name))
+        second.append(timed(numer_name if second is numer else denom_name))
+
+    timed(numer_name), timed(denom_name)  # warm-up: scratch buffers, torch's first call
+    benchmark.pedantic(one_round, rounds=paired_rounds(grad.size))
+    ratios = np.array(numer) / np.array(denom)
+    benchmark.group = f"paired {pair} n={size_name} bin={bin_size} bits={bits}"
+    benchmark.extra_info.update(
+        n=grad.size, bin_size=bin_size, bits=bits, impl=f"paired {pair}", rounds=len(ratios),
+        ratio_median=float(np.median(ratios)), ratio_q1=float(np.percentile(ratios, 25)),
+        ratio_q3=float(np.percentile(ratios, 75)),
+        numer_ms_median=1e3 * float(np.median(numer)), denom_ms_median=1e3 * float(np.median(denom)),
+    )
 
 
 @pytest.mark.parametrize("size_name", SIZE_NAMES)

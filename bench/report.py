@@ -9,10 +9,14 @@ def main(path):
     data = json.load(open(path))
     groups = defaultdict(dict)
     sizes = []
+    paired = []
     for b in data["benchmarks"]:
         info = b["extra_info"]
         if "ratio_to_bound" in info:
             sizes.append(info)
+            continue
+        if "ratio_median" in info:
+            paired.append(info)
             continue
         groups[b["group"]][info["impl"]] = (b["stats"]["median"], info)
     print(f"Machine: {data['machine_info'].get('cpu', {}).get('brand_raw', '?')}, "
@@ -48,6 +52,14 @@ def main(path):
             v1, v2 = versions[name]["v1"][0], versions[name]["v2"][0]
             n = versions[name]["v1"][1]["n"]
             print(f"| one position stream or two | {n >> 20}M | {v1*1e3:.3f} | {v2*1e3:.3f} | {v1/v2:.2f} |")
+    if paired:
+        print("\n| paired rounds | n | bin | bits | rounds | median ms, first | median ms, second | median of round ratios | quartiles |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        order = {"encode/np.add": 0, "decode/fill": 1, "torch/encode": 2}
+        for p in sorted(paired, key=lambda p: (order[p["impl"].split()[1]], p["n"], p["bin_size"], p["bits"])):
+            print(f"| {p['impl'].split()[1]} | {p['n'] >> 20}M | {p['bin_size']} | {p['bits']} | {p['rounds']} | "
+                  f"{p['numer_ms_median']:.2f} | {p['denom_ms_median']:.2f} | {p['ratio_median']:.2f} | "
+                  f"{p['ratio_q1']:.2f}–{p['ratio_q3']:.2f} |")
     if sizes:
         print("\n| bin | bits | density | payload bytes | × information bound (step 31) | worst × bound, steps 1–30 | compression ratio |")
         print("|---|---|---|---|---|---|---|")
