@@ -130,37 +130,37 @@ def test_paired_ratio(benchmark, pair, size_name, bin_size, bits):
         torch = pytest.importorskip("torch")
         torch.set_num_threads(1)
         from torch_reference import torch_adacomp_step
-    out = np.empty(grad.size, np.float32)
-    payload = adlcodec.compress(grad, residual0.copy(), bin_size=bin_size, bits=bits)
+    if "decode" in pair:
+        out = np.empty(grad.size, np.float32)
+        payload = adlcodec.compress(grad, residual0.copy(), bin_size=bin_size, bits=bits)
 
-    def timed(name):
-        """Seconds for one call of `name`, its inputs prepared untimed."""
+    def prepared(name):
+        """A call of `name` with no arguments, its inputs made fresh (untimed)."""
         if name == "encode":
             r = residual0.copy()
-            start = time.perf_counter()
-            adlcodec.compress(grad, r, bin_size=bin_size, bits=bits)
-        elif name == "np.add":
+            return lambda: adlcodec.compress(grad, r, bin_size=bin_size, bits=bits)
+        if name == "np.add":
             r = residual0.copy()
-            start = time.perf_counter()
-            np.add(r, grad, out=r)
-        elif name == "torch":
+            return lambda: np.add(r, grad, out=r)
+        if name == "torch":
             g, r = torch.from_numpy(grad), torch.from_numpy(residual0.copy())
-            start = time.perf_counter()
-            torch_adacomp_step(g, r, bin_size=bin_size, bits=bits)
-        elif name == "decode":
-            start = time.perf_counter()
-            adlcodec.decompress(payload, out)
-        else:  # fill
-            start = time.perf_counter()
-            out.fill(0)
+            return lambda: torch_adacomp_step(g, r, bin_size=bin_size, bits=bits)
+        if name == "decode":
+            return lambda: adlcodec.decompress(payload, out)
+        return lambda: out.fill(0)
+
+    def timed(name):
+        call = prepared(name)
+        start = time.perf_counter()
+        call()
         return time.perf_counter() - start
 
     numer, denom = [], []
 
     def one_round():
-        first, second = (numer, denom) if len(numer) % 2 == 0 else (denom, numer)
-        first.append(timed(numer_name if first is numer else denom_name))
-        second.append(timed(numer_name if second is numer else denom_name))
+        sides = [(numer, numer_name), (denom, denom_name)]
+        for samples, name in sides if len(numer) % 2 == 0 else sides[::-1]:
+            samples.append(timed(name))
 
     timed(numer_name), timed(denom_name)  # warm-up: scratch buffers, torch's first call
     benchmark.pedantic(one_round, rounds=paired_rounds(grad.size))

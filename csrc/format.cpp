@@ -435,8 +435,7 @@ bool any_nonfinite(const uint8_t* values, uint64_t count) {
   constexpr Field kSign = Field(kMagnitude + 1u);
   Field carried = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    Field field;
-    std::memcpy(&field, values + sizeof(Field) * i, sizeof(Field));  // a little-endian host (bits.h)
+    const Field field = Bits == 16 ? get_u16(values + 2 * i) : get_u32(values + 4 * i);
     carried |= Field((field & kMagnitude) + kExponentUnit);
   }
   return (carried & kSign) != 0;

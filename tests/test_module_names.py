@@ -25,8 +25,8 @@ def test_the_check_sees_the_helpers():
 
 @pytest.mark.parametrize("name", sorted(set(_helper_modules())))
 def test_helper_module_does_not_shadow_an_installed_one(name):
-    helper_dirs = {str(d) for d in HELPER_DIRS}
-    elsewhere = [p for p in sys.path if p and Path(p).resolve().as_posix() not in helper_dirs and Path(p).resolve() != ROOT]
+    ours = set(HELPER_DIRS) | {ROOT}
+    elsewhere = [p for p in sys.path if p and Path(p).resolve() not in ours]
     spec = importlib.machinery.PathFinder.find_spec(name, elsewhere)
     assert spec is None, f"tests/bench helper {name!r} hides {spec.origin}"
     assert name not in sys.stdlib_module_names
