@@ -117,13 +117,26 @@ def paired_rounds(n):
 
 
 @params
-@pytest.mark.parametrize("pair", ["encode/np.add", "decode/fill", "torch/encode"])
+@pytest.mark.parametrize("pair", ["encode/np.add", "unchecked/np.add", "decode/fill", "torch/encode"])
 def test_paired_ratio(benchmark, pair, size_name, bin_size, bits):
     """The ratios of the targets, each measured round by round: every round times the two sides back to
     back, the order swapping from one round to the next, and keeps their quotient. This VM's memory
     bandwidth drifts over minutes (np.add at 16M: 4.6-8.3 ms), which skews a quotient of two medians
     taken at different times; the median of paired quotients is not skewed by drift slower than a round.
-    "encode" is the default, checked, in-place call with the best kernel, as in test_encode."""
+    "encode" is the default, checked, in-place call with the best kernel, as in test_encode; "unchecked"
+    the same call with check_finite=False."""
+    paired_ratio(benchmark, pair, size_name, bin_size, bits)
+
+
+@pytest.mark.parametrize("size_name", SIZE_NAMES)
+def test_paired_read_floor(benchmark, size_name):
+    """One read of g and r (their maxima), paired with np.add. The checked in-place encode may write
+    nothing until it has read all of g and r (a non-finite value leaves the residual as it was), and then
+    writes r + g: at least this read plus an np.add, before any selection, coding or error feedback."""
+    paired_ratio(benchmark, "read/np.add", size_name, 50, 1)
+
+
+def paired_ratio(benchmark, pair, size_name, bin_size, bits):
     grad, residual0 = case(size_name, bin_size, bits)
     numer_name, denom_name = pair.split("/")
     if "torch" in pair:
@@ -136,9 +149,12 @@ def test_paired_ratio(benchmark, pair, size_name, bin_size, bits):
 
     def prepared(name):
         """A call of `name` with no arguments, its inputs made fresh (untimed)."""
-        if name == "encode":
+        if name in ("encode", "unchecked"):
             r = residual0.copy()
-            return lambda: adlcodec.compress(grad, r, bin_size=bin_size, bits=bits)
+            return lambda: adlcodec.compress(grad, r, bin_size=bin_size, bits=bits, check_finite=name == "encode")
+        if name == "read":
+            r = residual0.copy()
+            return lambda: (grad.max(), r.max())
         if name == "np.add":
             r = residual0.copy()
             return lambda: np.add(r, grad, out=r)
