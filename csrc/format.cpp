@@ -86,23 +86,18 @@ float selection_scale(const float* selected_values, uint64_t count, int bits) {
     if (i + 2 < count) p2 += std::fabs(static_cast<double>(selected_values[i + 2]));
     return static_cast<float>(((p0 + p1) + (p2 + p3)) / static_cast<double>(count));
   }
-  // Max is order-free, so four running maxima shorten the dependency chain.
-  float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;
+  // The largest |G|, taken over bit patterns: no selected G is NaN (its H would be NaN, and NaN is never
+  // >= the bin maximum), and patterns of non-negative non-NaN floats order as signed integers do. Integer
+  // maxima vectorize with the baseline instruction set, float ones (NaN rules) do not; sixteen running
+  // maxima keep four vectors' chains apart. (1M elements, bin 50, 8 bits: 39 -> 17 us.)
+  constexpr unsigned kRunning = 16;
+  int32_t largest[kRunning] = {};
+  auto magnitude = [selected_values](uint64_t i) { return static_cast<int32_t>(float_bits(selected_values[i]) & 0x7FFFFFFFu); };
   uint64_t i = 0;
-  for (; i + 4 <= count; i += 4) {
-    const float a0 = std::fabs(selected_values[i]), a1 = std::fabs(selected_values[i + 1]);
-    const float a2 = std::fabs(selected_values[i + 2]), a3 = std::fabs(selected_values[i + 3]);
-    m0 = a0 > m0 ? a0 : m0;
-    m1 = a1 > m1 ? a1 : m1;
-    m2 = a2 > m2 ? a2 : m2;
-    m3 = a3 > m3 ? a3 : m3;
-  }
-  for (; i < count; ++i) {
-    const float a = std::fabs(selected_values[i]);
-    m0 = a > m0 ? a : m0;
-  }
-  const float m01 = m0 > m1 ? m0 : m1, m23 = m2 > m3 ? m2 : m3;
-  return m01 > m23 ? m01 : m23;
+  for (; i + kRunning <= count; i += kRunning)
+    for (unsigned j = 0; j < kRunning; ++j) largest[j] = std::max(largest[j], magnitude(i + j));
+  for (; i < count; ++i) largest[0] = std::max(largest[0], magnitude(i));
+  return bits_float(static_cast<uint32_t>(*std::max_element(largest, largest + kRunning)));
 }
 
 // The i-th code of a value section of Bits <= 8 bits per code, packed LSB first.
