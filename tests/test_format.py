@@ -1,5 +1,6 @@
 """The wire format: golden files, the spec's own example, a second decoder, and hostile payloads."""
 
+import collections
 import json
 import pathlib
 import struct
@@ -89,6 +90,16 @@ def test_spec_example():
     )
 
 
+def _spec_rice_parameter(chunk):
+    """The reference encoder's k for a chunk of gaps (docs/FORMAT.md section 4)."""
+    total, largest = sum(chunk), max(chunk)
+    log2 = lambda x: x.bit_length() - 1 if x > 0 else 0
+    a = log2(total // len(chunk))
+    b = log2((total - largest) // (len(chunk) - 1)) if len(chunk) > 1 else a
+    cost = lambda k: sum((g >> k) + 1 + k if (g >> k) < 24 else 24 + 32 for g in chunk)
+    return min(range(max(0, min(a, b) - 1), min(31, max(a, b) + 1) + 1), key=lambda k: (cost(k), k))
+
+
 def _spec_position_stream(gaps):
     """One stream of docs/FORMAT.md section 4 with the reference encoder's choice of k, one code at a
     time, LSB first."""
@@ -99,12 +110,7 @@ def _spec_position_stream(gaps):
 
     for start in range(0, len(gaps), 128):
         chunk = [int(g) for g in gaps[start:start + 128]]
-        total, largest = sum(chunk), max(chunk)
-        log2 = lambda x: x.bit_length() - 1 if x > 0 else 0
-        a = log2(total // len(chunk))
-        b = log2((total - largest) // (len(chunk) - 1)) if len(chunk) > 1 else a
-        cost = lambda k: sum((g >> k) + 1 + k if (g >> k) < 24 else 24 + 32 for g in chunk)
-        k = min(range(max(0, min(a, b) - 1), min(31, max(a, b) + 1) + 1), key=lambda k: (cost(k), k))
+        k = _spec_rice_parameter(chunk)
         put(k, 5)
         for g in chunk:
             if g >> k < 24:
@@ -145,6 +151,68 @@ def test_position_section_matches_the_spec_around_escapes(kernel, escape_at, esc
     (positions_nbytes,) = struct.unpack_from("<I", payload, 20)
     start = 24 + 8  # fixed header, one dimension
     assert payload[start:start + positions_nbytes] == _spec_position_section(positions)
+    _, dense = spec_decoder.decode(payload)
+    assert np.flatnonzero(dense).tolist() == positions.tolist()
+
+
+def _groups_of_eight(gaps):
+    """How x86-64's AVX-512 coder stores the codes of chunks with k <= 4, eight at a time until a group
+    holds an escape: "eight" in one put (at most 56 bits), else each four in one put or by pairs; and the
+    lengths of the fours so stored."""
+    kinds, four_lengths = collections.Counter(), set()
+    for start in range(0, len(gaps), 128):
+        chunk = [int(g) for g in gaps[start:start + 128]]
+        k = _spec_rice_parameter(chunk)
+        if k > 4:
+            continue
+        for group in range(0, len(chunk) - 7, 8):
+            q = [g >> k for g in chunk[group:group + 8]]
+            if max(q) >= 24:
+                break
+            lengths = [x + k + 1 for x in q]
+            if sum(lengths) <= 56:
+                kinds["eight"] += 1
+            else:
+                for half in ("first", "last"):
+                    part = lengths[:4] if half == "first" else lengths[4:]
+                    kinds[f"{half} four" if sum(part) <= 56 else f"{half} by pairs"] += 1
+                    four_lengths.add(sum(part))
+    return kinds, four_lengths
+
+
+def test_position_section_matches_the_spec_in_groups_of_eight(kernel):
+    # Chunks with k = 0 .. 4, whose codes x86-64's AVX-512 coder builds eight to a vector and stores in
+    # as few puts of at most 56 bits as they fit: long codes (quotients up to 23, one short of an escape)
+    # scattered among short ones make groups of every kind, and a chunk of 101 gaps leaves a tail of five.
+    # The kinds are counted, so that the test covers what it says.
+    rng = np.random.default_rng(11)
+    chunks = []
+    for c in range(20):
+        k = c % 5
+        gaps = rng.geometric(1 / (1.5 * 2**k), size=101 if c == 19 else 128) - 1
+        long = rng.random(len(gaps)) < [0.02, 0.06, 0.12, 0.2][c // 5 % 4]
+        gaps[long] = (rng.integers(4, 24, long.sum()) << k) + rng.integers(0, 2**k, long.sum())
+        if k <= 2:  # four codes of over 14 bits side by side, in the first and in the last four of a group
+            for half, group in enumerate(rng.choice(len(gaps) // 8, 2, replace=False)):
+                gaps[8 * group + 4 * half:][:4] = (rng.integers(14, 24, 4) << k) + rng.integers(0, 2**k, 4)
+        if c in (5, 10):  # fours of 55 to 60 bits, around the 56 a put takes, at several bit offsets
+            lanes = [8 * group + 4 * (j % 2) for j, group in enumerate(rng.choice(len(gaps) // 8, 6, replace=False))]
+            chosen = -1
+            while chosen != (chosen := _spec_rice_parameter(gaps.tolist())):  # the k these gaps then take
+                for j, lane in enumerate(lanes):
+                    quotient_sum = 55 + j - 4 * (chosen + 1)
+                    gaps[lane:lane + 4] = [(quotient_sum // 4 + (m < quotient_sum % 4)) << chosen for m in range(4)]
+        chunks.append(gaps)
+    gaps = np.concatenate(chunks)
+    kinds, four_lengths = _groups_of_eight(gaps)
+    assert set(kinds) == {"eight", "first four", "first by pairs", "last four", "last by pairs"}, kinds
+    assert set(range(55, 61)) <= four_lengths
+    positions = np.cumsum(gaps + 1) - 1
+    grad = np.zeros(int(positions[-1]) + 3, np.float32)
+    grad[positions] = rng.choice([-1.0, 1.0], size=len(positions)).astype(np.float32)
+    payload = adlcodec.compress(grad, np.zeros_like(grad), bin_size=1, bits=1).tobytes()
+    (positions_nbytes,) = struct.unpack_from("<I", payload, 20)
+    assert payload[32:32 + positions_nbytes] == _spec_position_section(positions)
     _, dense = spec_decoder.decode(payload)
     assert np.flatnonzero(dense).tolist() == positions.tolist()
 
