@@ -92,7 +92,9 @@ float selection_scale(const float* selected_values, uint64_t count, int bits) {
   // maxima keep four vectors' chains apart. (1M elements, bin 50, 8 bits: 39 -> 17 us.)
   constexpr unsigned kRunning = 16;
   int32_t largest[kRunning] = {};
-  auto magnitude = [selected_values](uint64_t i) { return static_cast<int32_t>(float_bits(selected_values[i]) & 0x7FFFFFFFu); };
+  auto magnitude = [selected_values](uint64_t i) {
+    return static_cast<int32_t>(float_bits(selected_values[i]) & 0x7FFFFFFFu);
+  };
   uint64_t i = 0;
   for (; i + kRunning <= count; i += kRunning)
     for (unsigned j = 0; j < kRunning; ++j) largest[j] = std::max(largest[j], magnitude(i + j));
@@ -257,7 +259,7 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
       // Four at a time, every load before the first store, as for 1 bit: one at a time, each store to
       // `out` (which may alias G, idx and the codes as far as the compiler knows) held up the next
-      // element's loads (16M elements, bin 50: this loop was 45 % of the 8-bit update's samples).
+      // element's loads. (1M elements, bin 50, 8 bits: encode 1.16-1.20 -> 1.15 ms.)
       for (; next + 4 <= selected && idx[next + 3] < end; next += 4) {
         float updated[4];
         uint32_t at[4];

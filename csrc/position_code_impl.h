@@ -170,9 +170,10 @@ inline void encode(const uint32_t* idx, uint64_t count, uint8_t* stream, Positio
       for (; i + 8 <= len; i += 8) {
         RiceGroup8 group;
         if (!rice_group8(gaps + i, k, &group)) break;
-        const uint64_t eight_bits = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(group.eight_bits)));
+        auto lane_0 = [](__m512i v) { return static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(v))); };
+        const uint64_t eight_bits = lane_0(group.eight_bits);
         if (eight_bits <= 56) {
-          put(static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_castsi512_si128(group.eight))), static_cast<unsigned>(eight_bits));
+          put(lane_0(group.eight), static_cast<unsigned>(eight_bits));
           continue;
         }
         alignas(64) uint64_t fours[8], four_bits[8], pairs[8], pair_bits[8];

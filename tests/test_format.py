@@ -196,7 +196,8 @@ def test_position_section_matches_the_spec_in_groups_of_eight(kernel):
             for half, group in enumerate(rng.choice(len(gaps) // 8, 2, replace=False)):
                 gaps[8 * group + 4 * half:][:4] = (rng.integers(14, 24, 4) << k) + rng.integers(0, 2**k, 4)
         if c in (5, 10):  # fours of 55 to 60 bits, around the 56 a put takes, at several bit offsets
-            lanes = [8 * group + 4 * (j % 2) for j, group in enumerate(rng.choice(len(gaps) // 8, 6, replace=False))]
+            groups = rng.choice(len(gaps) // 8, 6, replace=False)
+            lanes = [8 * group + 4 * (j % 2) for j, group in enumerate(groups)]
             chosen = -1
             while chosen != (chosen := _spec_rice_parameter(gaps.tolist())):  # the k these gaps then take
                 for j, lane in enumerate(lanes):
