@@ -191,24 +191,25 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
                      bool unselected_written, const uint32_t* idx, const float* G, uint64_t selected, float scale,
                      uint8_t* values) {
   uint64_t next = 0;
+  // Value codes of bits < 8 not yet stored, the first in the low bits, stored a 64-bit word at a time.
+  uint64_t pack = 0;
+  unsigned packed_bits = 0;
+  auto append_codes = [&](uint64_t codes, unsigned nbits) {  // nbits <= 32
+    pack |= codes << packed_bits;
+    packed_bits += nbits;
+    if (packed_bits >= 64) {  // the word is full; keep what did not fit (shifting nbits - 0 leaves none)
+      put_u64(values, pack);
+      values += 8;
+      packed_bits -= 64;
+      pack = codes >> (nbits - packed_bits);
+    }
+  };
   if constexpr (Bits == 1) {
     // The decoder's value of a sign code is s with that sign bit (ValueReader<1>), so sent = s with
     // G's sign: no code to look up on the way, and nothing chains one element to the next but the
     // packing of the sign bits, four at a time.
     const uint32_t scale_bits = float_bits(scale);
     auto residual_of = [scale_bits](float G) { return G - bits_float(scale_bits | (float_bits(G) & 0x80000000u)); };
-    uint64_t pack = 0;  // sign bits not yet stored, the first in the low bits
-    unsigned packed_bits = 0;
-    auto append_signs = [&](uint64_t signs, unsigned count) {  // count <= 4
-      pack |= signs << packed_bits;
-      packed_bits += count;
-      if (packed_bits >= 64) {  // the word is full; keep what did not fit (shifting count - 0 leaves none)
-        put_u64(values, pack);
-        values += 8;
-        packed_bits -= 64;
-        pack = signs >> (count - packed_bits);
-      }
-    };
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
@@ -224,14 +225,13 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
           at[j] = idx[next + j];
         }
         for (unsigned j = 0; j < 4; ++j) out[at[j]] = updated[j];
-        append_signs(signs, 4);
+        append_codes(signs, 4);
       }
       for (; next < selected && idx[next] < end; ++next) {
         out[idx[next]] = residual_of(G[next]);
-        append_signs(float_bits(G[next]) >> 31, 1);
+        append_codes(float_bits(G[next]) >> 31, 1);
       }
     }
-    for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
   } else if constexpr (Bits <= 8) {
     const SentTable<Bits> sent(scale);
     // The codes first, in a loop of their own that the compiler vectorizes: the division of the level
@@ -240,20 +240,6 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
     thread_local Scratch<uint8_t> code_scratch;
     uint8_t* const codes = Bits == 8 ? values : code_scratch.reserve_more(0, selected ? selected : 1);
     value_codes<Bits>(G, selected, scale, codes);
-    uint64_t pack = 0;  // codes not yet stored, the first in the low bits
-    unsigned packed_bits = 0;
-    auto append_codes = [&](uint64_t group, unsigned count) {  // count codes, count <= 4
-      if constexpr (Bits < 8) {
-        pack |= group << packed_bits;
-        packed_bits += count * Bits;
-        if (packed_bits >= 64) {  // the word is full; keep what did not fit (none when it fit exactly)
-          put_u64(values, pack);
-          values += 8;
-          packed_bits -= 64;
-          pack = group >> (count * Bits - packed_bits);
-        }
-      }
-    };
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
       if (!unselected_written) kernel.accumulate(grad + start, residual + start, out + start, end - start);
@@ -271,15 +257,14 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
           group |= uint64_t(code) << (j * Bits);
         }
         for (unsigned j = 0; j < 4; ++j) out[at[j]] = updated[j];
-        append_codes(group, 4);
+        if constexpr (Bits < 8) append_codes(group, 4 * Bits);  // 8-bit codes are the section already
       }
       for (; next < selected && idx[next] < end; ++next) {
         const uint32_t code = codes[next];
         out[idx[next]] = G[next] - sent.value[code];
-        append_codes(code, 1);
+        if constexpr (Bits < 8) append_codes(code, Bits);
       }
     }
-    for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
   } else {
     write_values<Bits>(G, selected, values);
     const ValueReader<Bits> sent(values, scale);
@@ -289,6 +274,7 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
       for (; next < selected && idx[next] < end; ++next) out[idx[next]] = G[next] - sent(next);
     }
   }
+  for (unsigned byte = 0; 8 * byte < packed_bits; ++byte) values[byte] = static_cast<uint8_t>(pack >> (8 * byte));
 }
 
 // --- Header ----------------------------------------------------------------------------------------
