@@ -173,11 +173,11 @@ def _mismatched_bits(rank, world):
     return "no error"
 
 
-def _nonfinite(rank, world, policy):
+def _nonfinite(rank, world, policy, options=None):
     torch.manual_seed(0)
     model = ConvNet()
     ddp = DDP(model)
-    state = AdaCompState(bits=1, start_iter=2, on_nonfinite=policy)
+    state = AdaCompState(bits=1, start_iter=2, on_nonfinite=policy, **(options or {}))
     ddp.register_comm_hook(state, adacomp_hook)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.05)
     log = []

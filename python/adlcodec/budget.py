@@ -194,9 +194,12 @@ class BandwidthBudget:
 
     # -- observations -------------------------------------------------------------------------------------
     def observe_bucket(self, index: int, fixed_bytes: float, layer_figures: list[tuple[int, int, int, float, float]],
-                       message_bytes: float) -> None:
-        """One bucket's exchange: ``layer_figures`` is ``(ordinal, bin, bits, mean selected, mean bytes)``."""
-        self.buckets[index] = dict(fixed=float(fixed_bytes), layers=[f[0] for f in layer_figures])
+                       message_bytes: float, peers: float | None = None) -> None:
+        """One bucket's exchange: ``layer_figures`` is ``(ordinal, bin, bits, mean selected, mean bytes)``;
+        ``peers`` is how many links each message byte crosses per rank (``world - 1``, the default, for an
+        all-gather; ``2 (world - 1) / world`` for the hook's reduce-scatter)."""
+        peers = float(self.world - 1 if peers is None else peers)
+        self.buckets[index] = dict(fixed=float(fixed_bytes), layers=[f[0] for f in layer_figures], peers=peers)
         for ordinal, bin_size, bits, selected, nbytes in layer_figures:
             layer = self.layers[ordinal]
             per_bin = selected * bin_size / layer.numel
@@ -208,7 +211,7 @@ class BandwidthBudget:
             if modelled > 0:
                 measured = max(nbytes - layer.header_bytes, 0.0) * 8.0
                 layer.calibration = 0.5 * layer.calibration + 0.5 * (measured / modelled)
-        self.step_bytes += message_bytes
+        self.step_bytes += peers * message_bytes
 
     def observe_exchange(self, iteration: int, measured_ms: float) -> None:
         """Largest exchange time any rank measured for ``iteration`` (it arrives one step later)."""
@@ -218,8 +221,9 @@ class BandwidthBudget:
         self.window.append((measured_ms, modelled))
         del self.window[:-max(self.interval, self.first_window)]
 
-    def _transfer_ms(self, message_bytes: float) -> float:
-        return (self.world - 1) * message_bytes * _WIRE_BYTES_PER_DATA_BYTE * 8.0 / (self.link_mbps * 1e3)
+    def _transfer_ms(self, link_bytes: float) -> float:
+        """Milliseconds for ``link_bytes`` (message bytes times the links each crosses) at the link rate."""
+        return link_bytes * _WIRE_BYTES_PER_DATA_BYTE * 8.0 / (self.link_mbps * 1e3)
 
     def predict_ms(self, pressure: float, overhead_ms: float | None = None) -> float:
         """Modelled exchange time of one step at ``pressure``, plus the measured overhead (or ``overhead_ms``)."""
@@ -229,7 +233,7 @@ class BandwidthBudget:
             for ordinal in bucket["layers"]:
                 layer = self.layers[ordinal]
                 nbytes += layer.predict_bytes(*self.setting_at(layer, pressure))
-            total += nbytes
+            total += bucket.get("peers", self.world - 1) * nbytes
         return (self.overhead_ms if overhead_ms is None else overhead_ms) + self._transfer_ms(total)
 
     # -- decisions ----------------------------------------------------------------------------------------

@@ -62,13 +62,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from . import FORMAT_VERSION, compress, decompress, inspect
-from .budget import BandwidthBudget
+from .budget import BandwidthBudget, _payload_model
 
 try:  # torch is an optional dependency of the package
     import torch
@@ -86,6 +88,10 @@ __all__ = [
     "NonFiniteGradientError",
     "DEFAULT_CONV_BIN",
     "DEFAULT_FC_BIN",
+    "EXCHANGES",
+    "choose_exchange",
+    "estimated_payload_bytes",
+    "slice_bounds",
 ]
 
 DEFAULT_CONV_BIN = 50
@@ -101,6 +107,13 @@ _PARKED = -1  # residuals key for parameters whose new bucket has not been seen 
 _POLICIES = ("skip", "raise")
 _EXCHANGE_LOG_LIMIT = 100_000
 _TRANSPORTS = ("torch", "mpi")
+EXCHANGES = ("auto", "allgather", "reduce_scatter")
+# choose_exchange's cost model: per-hop latency of one message on Pi-class Ethernet (kernel, TCP, waking the
+# receiving process), the link rate assumed without a bandwidth budget, and AdaComp's selected elements per
+# bin for predicting a payload before encoding it
+MESSAGE_LATENCY_S = 0.25e-3
+DEFAULT_LINK_MBPS = 100.0
+SELECTED_PER_BIN = 6.0
 
 
 class AdaCompConfigError(ValueError):
@@ -134,6 +147,12 @@ class AdaCompState:
         budget_interval: compressed steps between budget decisions.
         budget_options: further :class:`adlcodec.budget.BandwidthBudget` keywords (``margin``,
             ``conv_floor``, ``fc_floor``, ``feedback``, ``first_window``, ``relax_after``).
+        exchange: ``"allgather"``, ``"reduce_scatter"`` or ``"auto"`` (per bucket by
+            :func:`choose_exchange`: all-gather for small payloads and 2 ranks, reduce-scatter where its
+            bytes per rank, which do not grow with the world size, pay for its extra messages).
+        overlap: run each bucket's exchange on a communication thread of its own (with its own process
+            group, or a duplicate of the MPI communicator) so backward goes on meanwhile.  ``False``
+            exchanges inside the hook call.
     """
 
     __slots__ = [
@@ -161,6 +180,13 @@ class AdaCompState:
         "_last_exchange",
         "exchange_log",
         "_last_pressure",
+        "exchange",
+        "overlap",
+        "owner_residuals",
+        "_owner_spare",
+        "_executor",
+        "_comm_group",
+        "_comm_mpi",
     ]
 
     def __init__(
@@ -176,6 +202,8 @@ class AdaCompState:
         max_comm_ms: float | None = None,
         budget_interval: int = 10,
         budget_options: dict | None = None,
+        exchange: str = "auto",
+        overlap: bool = True,
     ):
         if torch is None:
             raise ImportError("adlcodec.ddp needs torch: pip install 'adlcodec[torch]'")
@@ -197,6 +225,10 @@ class AdaCompState:
             raise ValueError(f"transport must be one of {_TRANSPORTS}, got {transport!r}")
         if on_nonfinite not in _POLICIES:
             raise ValueError(f"on_nonfinite must be one of {_POLICIES}, got {on_nonfinite!r}")
+        if exchange not in EXCHANGES:
+            raise ValueError(f"exchange must be one of {EXCHANGES}, got {exchange!r}")
+        if not isinstance(overlap, bool):
+            raise TypeError(f"overlap must be a bool, got {type(overlap).__name__}")
         # Let the codec itself reject an unsupported bits / bin_size now rather
         # than in the middle of a backward pass.
         probe_bin = bin_size or DEFAULT_CONV_BIN
@@ -225,6 +257,7 @@ class AdaCompState:
             steps=0, compressed_steps=0, nonfinite_steps=0, dense_bytes=0, payload_bytes=0,
             compressed_dense_bytes=0, compressed_payload_bytes=0,
             warmup_s=0.0, encode_s=0.0, comm_s=0.0, sync_s=0.0, exchange_s=0.0, decode_s=0.0,
+            exposed_s=0.0, a2a_s=0.0, allgather_buckets=0, reduce_scatter_buckets=0,
         )
         self.link_mbps = None if link_mbps is None else float(link_mbps)
         self.max_comm_ms = None if max_comm_ms is None else float(max_comm_ms)
@@ -242,11 +275,19 @@ class AdaCompState:
         self._param_ordinals: dict[int, tuple[int, Any]] = {}
         # parameter ordinal -> spare residual buffer the next trial encode writes into (double buffering)
         self._spare: dict[int, np.ndarray] = {}
+        self.exchange = exchange
+        self.overlap = overlap
+        # reduce-scatter: parameter ordinal -> (world, rank, lo, hi, residual of the owned slice's sum)
+        self.owner_residuals: dict[int, tuple] = {}
+        self._owner_spare: dict[int, np.ndarray] = {}
+        self._executor = None
+        self._comm_group = None
+        self._comm_mpi = None
 
     # -- pickling (checkpoints), as PowerSGDState does -------------------------
     def __getstate__(self):
         logger.info("adlcodec: process group / MPI communicator are not pickled")
-        return {s: getattr(self, s) for s in self.__slots__ if s not in ("process_group", "mpi_comm", "_param_ordinals", "_spare")}
+        return {s: getattr(self, s) for s in self.__slots__ if s not in _UNPICKLED}
 
     def __setstate__(self, state):
         self.process_group = None  # the default group of the restoring job
@@ -259,8 +300,16 @@ class AdaCompState:
                               ("_last_pressure", None)):
             if slot not in state:  # a checkpoint written before the bandwidth budget existed
                 setattr(self, slot, default)
-        self._totals.setdefault("sync_s", 0.0)
-        self._totals.setdefault("exchange_s", 0.0)
+        for slot, default in (("exchange", "allgather"), ("overlap", False), ("owner_residuals", {})):
+            if slot not in state:  # a checkpoint written before the overlapped and reduce-scatter exchanges
+                setattr(self, slot, default)
+        for key, zero in (("sync_s", 0.0), ("exchange_s", 0.0), ("exposed_s", 0.0), ("a2a_s", 0.0),
+                          ("allgather_buckets", 0), ("reduce_scatter_buckets", 0)):
+            self._totals.setdefault(key, zero)
+        self._owner_spare = {}
+        self._executor = None
+        self._comm_group = None
+        self._comm_mpi = None
         # the new job's ranks must prove again that they agree
         self._config_checked = False
         self._param_ordinals = {}
@@ -319,6 +368,47 @@ class AdaCompState:
         return s
 
     # -- internals --------------------------------------------------------------
+    def _overlapping(self) -> bool:
+        if not self.overlap:
+            return False
+        if self.transport == "mpi":
+            from mpi4py import MPI
+
+            # the communication thread is the only one calling MPI while it works; SERIALIZED suffices
+            if MPI.Query_thread() < MPI.THREAD_SERIALIZED:
+                logger.warning("adlcodec: MPI gives no thread support; exchanging inside the hook call")
+                self.overlap = False
+                return False
+        return True
+
+    def _comm_thread(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            # one worker: buckets are exchanged in the order DDP hands them over, the same on every rank
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adlcodec-comm")
+        return self._executor
+
+    def _channel(self):
+        """The process group (or MPI communicator) the compressed exchanges use.
+
+        Overlapped, that is a group of its own, made on the first call (every rank makes its first hook call
+        at the same point): DDP and the training loop issue collectives on the main group from the main
+        thread, and two threads feeding one gloo group could order their collectives differently on
+        different ranks."""
+        if self.transport == "mpi":
+            if not self.overlap:
+                return self.mpi_comm
+            if self._comm_mpi is None:
+                self._comm_mpi = self.mpi_comm.Dup()
+            return self._comm_mpi
+        if not self.overlap:
+            return self.process_group
+        if self._comm_group is None:
+            if dist.get_world_size(self.process_group) != dist.get_world_size():
+                raise ValueError("adlcodec: overlap=True needs a process group spanning every rank (it makes a "
+                                 "group of its own for the exchange thread); pass overlap=False")
+            self._comm_group = dist.new_group(backend=dist.get_backend(self.process_group))
+        return self._comm_group
+
     def _world(self) -> tuple[int, int]:
         if self.transport == "mpi":
             return self.mpi_comm.Get_rank(), self.mpi_comm.Get_size()
@@ -332,6 +422,7 @@ class AdaCompState:
             -1 if self.link_mbps is None else round(self.link_mbps * 1000),
             -1 if self.max_comm_ms is None else round(self.max_comm_ms * 1000),
             self.budget_interval, _layout_digest(sorted(self.budget_options.items())) & 0x7FFFFFFFFFFFFFFF,
+            EXCHANGES.index(self.exchange), int(self.overlap),
         ]
 
     def _bins_header(self) -> tuple[int, int]:
@@ -342,8 +433,10 @@ class AdaCompState:
 
 _FINGERPRINT_NAMES = (
     "format_version", "bits", "bin_size", "conv_bin", "fc_bin", "start_iter", "on_nonfinite", "iter", "transport",
-    "link_kbps", "max_comm_us", "budget_interval", "budget_options",
+    "link_kbps", "max_comm_us", "budget_interval", "budget_options", "exchange", "overlap",
 )
+_UNPICKLED = ("process_group", "mpi_comm", "_param_ordinals", "_spare", "_owner_spare", "_executor", "_comm_group",
+              "_comm_mpi")
 
 
 def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.ndarray], float]:
@@ -352,7 +445,7 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
     if state.transport == "mpi":
         from mpi4py import MPI
 
-        comm = state.mpi_comm
+        comm = state._channel()
         sizes = np.zeros(comm.Get_size(), np.int64)
         comm.Allgather(np.array([message.size], np.int64), sizes)
         synced = time.perf_counter()
@@ -360,7 +453,7 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
         recv = np.empty(int(sizes.sum()), np.uint8)
         comm.Allgatherv(message, [recv, sizes, displs, MPI.BYTE])
         return [recv[d : d + n] for d, n in zip(displs, sizes)], synced
-    group = state.process_group
+    group = state._channel()
     world = dist.get_world_size(group)
     size = torch.tensor([message.size], dtype=torch.int64)
     sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
@@ -373,6 +466,38 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
     received = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
     dist.all_gather(received, padded, group=group)
     return [r.numpy()[:n] for r, n in zip(received, sizes)], synced
+
+
+def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndarray]:
+    """All-gather one int64 vector of the same length from every rank, in rank order."""
+    if state.transport == "mpi":
+        comm = state._channel()
+        out = np.empty((comm.Get_size(), control.size), np.int64)
+        comm.Allgather(control, out)
+        return list(out)
+    group = state._channel()
+    t = torch.from_numpy(control)
+    out = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(out, t, group=group)
+    return [o.numpy() for o in out]
+
+
+def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: list[int]) -> list[np.ndarray]:
+    """Send ``messages[j]`` to rank ``j``; returns what each rank sent here (``incoming[r]`` bytes from r)."""
+    send = np.concatenate(messages) if messages else np.zeros(0, np.uint8)
+    recv = np.empty(sum(incoming), np.uint8)
+    out_sizes = [m.size for m in messages]
+    if state.transport == "mpi":
+        from mpi4py import MPI
+
+        sdispls = np.concatenate(([0], np.cumsum(out_sizes)[:-1])).astype(np.int64)
+        rdispls = np.concatenate(([0], np.cumsum(incoming)[:-1])).astype(np.int64)
+        state._channel().Alltoallv([send, out_sizes, sdispls, MPI.BYTE], [recv, incoming, rdispls, MPI.BYTE])
+    else:
+        dist.all_to_all_single(torch.from_numpy(recv), torch.from_numpy(send), incoming, out_sizes,
+                               group=state._channel())
+    offsets = np.concatenate(([0], np.cumsum(incoming))).astype(np.int64)
+    return [recv[offsets[r] : offsets[r + 1]] for r in range(len(incoming))]
 
 
 def _check_config(state: AdaCompState) -> None:
@@ -471,41 +596,95 @@ def _grad_slots(bucket, buffer):
     return slots
 
 
+class _Job:
+    """What one bucket's exchange needs, read from the GradBucket while the hook runs (the bucket object
+    itself is not used after the hook has returned)."""
+
+    __slots__ = ("index", "is_last", "buffer", "slots", "ordinals", "called_at")
+
+    def __init__(self, bucket, buffer, ordinals):
+        self.index = bucket.index()
+        self.is_last = bucket.is_last()
+        self.buffer = buffer
+        self.slots = _grad_slots(bucket, buffer)
+        self.ordinals = ordinals
+        self.called_at = time.perf_counter()
+
+
 def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Tensor]":
-    """DDP communication hook: AdaComp-compressed, rank-ordered all-gather average."""
+    """DDP communication hook: AdaComp-compressed exchange (all-gather or reduce-scatter), rank-ordered sums.
+
+    With ``state.overlap`` the exchange runs on the state's communication thread and the returned future
+    completes later, so backward goes on computing the next buckets meanwhile."""
     if not state._iter_open:
         state._iter_open = True
         state._nonfinite_this_iter = False
     if not state._config_checked:
         _check_config(state)
-    _ordinals(state, bucket)  # number parameters while DDP still uses its initial layout
+    ordinals = _ordinals(state, bucket)  # number parameters while DDP still uses its initial layout
     buffer = bucket.buffer()
     if buffer.dtype != torch.float32 or buffer.device.type != "cpu":
         raise TypeError(f"adacomp_hook needs float32 CPU gradients, got {buffer.dtype} on {buffer.device}")
     rank, world = state._world()
     totals = state._totals
-    numel = buffer.numel()
-    try:
-        if state.iter < state.start_iter:
+    if state.iter < state.start_iter:
+        try:
             t0 = time.perf_counter()
             dist.all_reduce(buffer, group=state.process_group)  # in place, as DDP's default hook
             buffer.div_(world)
             totals["warmup_s"] += time.perf_counter() - t0
-            totals["dense_bytes"] += 4 * numel
-            totals["payload_bytes"] += 4 * numel
+            totals["dense_bytes"] += 4 * buffer.numel()
+            totals["payload_bytes"] += 4 * buffer.numel()
             return _finish(buffer)
-        return _finish(_compressed_exchange(state, bucket, buffer, rank, world))
-    finally:
-        if bucket.is_last():
-            if state.iter >= state.start_iter and not state._nonfinite_this_iter:
-                state._last_exchange = (state.iter, round(state._exchange_s_this_iter * 1e6))
-                state._last_pressure = None if state.budget is None else state.budget.pressure
-                if state.budget is not None and state.budget.step_bytes > 0:
-                    state.budget.end_step(state.iter)
-            state._exchange_s_this_iter = 0.0
-            state.iter += 1
-            totals["steps"] += 1
-            state._iter_open = False
+        finally:
+            if bucket.is_last():
+                _end_step(state, time.perf_counter())
+    job = _Job(bucket, buffer, ordinals)
+    overlapping = state._overlapping()
+    if overlapping:
+        state._channel()  # made here, on every rank at the same call, never from the communication thread
+    if not overlapping:
+        try:
+            return _finish(_compressed_exchange(state, job, rank, world))
+        finally:
+            if job.is_last:
+                _end_step(state, job.called_at)
+    fut = torch.futures.Future()
+    state._comm_thread().submit(_run_on_comm_thread, state, job, rank, world, fut)
+    return fut
+
+
+def _run_on_comm_thread(state, job, rank, world, fut) -> None:
+    try:
+        result = _compressed_exchange(state, job, rank, world)
+    except BaseException as exc:  # noqa: BLE001 - handed to DDP, which raises it from backward()
+        if job.is_last:
+            _end_step(state, job.called_at)
+        fut.set_exception(exc)
+        return
+    if job.is_last:
+        # Before the future completes: DDP finishes backward() once it does, and the next iteration's
+        # hook calls must see this one closed.
+        _end_step(state, job.called_at)
+    fut.set_result(result)
+
+
+def _end_step(state, backward_done: float) -> None:
+    """Close an iteration after its last bucket; ``backward_done`` is when DDP handed over that bucket."""
+    totals = state._totals
+    if state.iter >= state.start_iter:
+        # the exchange time the step could not hide behind backward: from the last bucket's hand-over
+        # (the end of backward's computation) to the end of its exchange
+        totals["exposed_s"] += time.perf_counter() - backward_done
+        if not state._nonfinite_this_iter:
+            state._last_exchange = (state.iter, round(state._exchange_s_this_iter * 1e6))
+            state._last_pressure = None if state.budget is None else state.budget.pressure
+            if state.budget is not None and state.budget.step_bytes > 0:
+                state.budget.end_step(state.iter)
+    state._exchange_s_this_iter = 0.0
+    state.iter += 1
+    totals["steps"] += 1
+    state._iter_open = False
 
 
 def _settings(state, layout, world) -> list:
@@ -527,25 +706,58 @@ def _settings(state, layout, world) -> list:
     return out
 
 
-def _log_exchange(state, headers) -> None:
-    reported = {h[9] for h in headers}
+def estimated_payload_bytes(layout, settings) -> float:
+    """A bucket's message size as every rank can predict it alike, before encoding: dense tensors at
+    4 bytes per element, compressed ones at ``SELECTED_PER_BIN`` elements per bin (AdaComp keeps a few per
+    bin whatever its size: 5.3 at bin 50, 7.2 at 500 on N(0,1) gradients, docs/CLUSTER.md)."""
+    total = 0.0
+    for (_, shape, _), setting in zip(layout, settings):
+        numel = int(np.prod(shape))
+        if setting is None:
+            total += 4 * numel
+            continue
+        bin_size, bits = setting
+        selected = min(float(numel), SELECTED_PER_BIN * numel / bin_size)
+        total += 28 + 8 * len(shape) + _payload_model(numel, selected, bits) / 8.0
+    return total
+
+
+def choose_exchange(world: int, payload_bytes: float, link_mbps: float | None = None) -> str:
+    """``"allgather"`` or ``"reduce_scatter"`` for a bucket whose message is ``payload_bytes``.
+
+    Per rank, the all-gather sends ``(N-1)·p`` bytes in 2 collectives; the reduce-scatter about
+    ``2·(N-1)/N·p`` in 4 (slices to their owners, owners' re-compressed sums to everyone), whose two extra
+    collectives cost about ``2·(N-1)·α`` more.  The reduce-scatter wins when ``(1 - 2/N)·p/b > 2·α``:
+    never at 2 ranks (same bytes, more messages, a second lossy stage), from 3-4 ranks on for payloads of
+    tens of kB.  ``α`` is ``MESSAGE_LATENCY_S`` per hop, ``b`` the link rate (``link_mbps``, else
+    ``DEFAULT_LINK_MBPS``, a Pi 3B+'s Ethernet).
+    """
+    if world < 3:
+        return "allgather"
+    rate = (DEFAULT_LINK_MBPS if link_mbps is None else link_mbps) * 1e6 / 8
+    saved_s = (1 - 2 / world) * payload_bytes / rate
+    return "reduce_scatter" if saved_s > 2 * MESSAGE_LATENCY_S else "allgather"
+
+
+def _log_exchange(state, reports) -> None:
+    """``reports``: every rank's (iteration, microseconds) of its latest complete exchange."""
+    reported = {r[0] for r in reports}
     if len(reported) != 1 or -1 in reported:
         return  # not every rank has measured the same earlier iteration
     iteration = reported.pop()
     if state.exchange_log and state.exchange_log[-1][0] >= iteration:
         return  # already logged from an earlier bucket of this iteration
-    slowest_ms = max(h[10] for h in headers) / 1000.0
+    slowest_ms = max(r[1] for r in reports) / 1000.0
     state.exchange_log.append((iteration, slowest_ms, state._last_pressure))
     del state.exchange_log[:-_EXCHANGE_LOG_LIMIT]
     if state.budget is not None:
         state.budget.observe_exchange(iteration, slowest_ms)
 
 
-def _parts(message: np.ndarray, header) -> list[np.ndarray]:
-    """One rank's message cut into its tensors' parts, in layout order."""
-    count = header[7]
-    lens = struct.unpack_from(f"<{count}I", message, _HEADER.size)
-    pos = _HEADER.size + 4 * count
+def _parts(message: np.ndarray, count: int, offset: int) -> list[np.ndarray]:
+    """A message's ``count`` length-prefixed parts (uint32 lengths from ``offset``), in layout order."""
+    lens = struct.unpack_from(f"<{count}I", message, offset)
+    pos = offset + 4 * count
     parts = []
     for n in lens:
         parts.append(message[pos : pos + n])
@@ -553,42 +765,62 @@ def _parts(message: np.ndarray, header) -> list[np.ndarray]:
     return parts
 
 
-def _observe(state, index, layout, settings, messages, headers) -> None:
-    """Feed the budget what every rank knows alike: all ranks' sizes and selected counts."""
-    figures = {i: [0.0, 0.0] for i, s in enumerate(settings) if s is not None}
-    total = 0.0
-    for m, h in zip(messages, headers):
-        total += m.size
-        for i, chunk in enumerate(_parts(m, h)):
-            if i in figures:
-                figures[i][0] += inspect(chunk)["selected"]
-                figures[i][1] += chunk.size
-    world = len(messages)
+def _with_lengths(parts: list[np.ndarray]) -> bytes:
+    return struct.pack(f"<{len(parts)}I", *(p.size for p in parts))
+
+
+def _observe(state, index, layout, settings, figures, total_bytes, peers) -> None:
+    """Feed the budget what every rank knows alike: ``figures[i] = (selected, bytes)`` of tensor ``i``
+    summed over ranks, ``total_bytes`` of all messages, ``peers`` how many times a byte crosses a link."""
+    world = state.budget.world
     compressed = sum(nbytes for _, nbytes in figures.values())
     state.budget.observe_bucket(
-        index, (total - compressed) / world,
+        index, (total_bytes - compressed) / world,
         [(layout[i][0], settings[i][0], settings[i][1], sel / world, nbytes / world)
          for i, (sel, nbytes) in figures.items()],
-        total / world,
+        total_bytes / world, peers=peers,
     )
 
 
-def _compressed_exchange(state, bucket, buffer, rank, world):
-    totals = state._totals
+def _encode(state, grad, res, setting, ordinal, spares, key=None):
+    """``(payload, trial residual)``, or ``None`` for a non-finite input.  The updated residual goes to a
+    spare buffer, committed (swapped in) only once no rank had a non-finite gradient; the codec writes it
+    directly (``residual_out``), so a residual is never copied."""
+    key = ordinal if key is None else key
+    trial = spares.get(key)
+    if trial is None or trial.shape != res.shape:
+        trial = np.empty_like(res)
+    try:
+        # the codec's fused finite check rejects NaN/Inf in grad or residual (and overflow) before writing
+        return compress(grad, res, bin_size=setting[0], bits=setting[1], residual_out=trial), trial
+    except ValueError:
+        return None
+
+
+def _compressed_exchange(state, job, rank, world):
     t0 = time.perf_counter()
-    slots = _grad_slots(bucket, buffer)
-    ordinals = _ordinals(state, bucket)
-    layout = tuple((o, shape, state.bin_for(shape)) for o, (_, shape) in zip(ordinals, slots))
+    layout = tuple((o, shape, state.bin_for(shape)) for o, (_, shape) in zip(job.ordinals, job.slots))
     settings = _settings(state, layout, world)
+    kind = state.exchange
+    if kind == "auto":
+        kind = choose_exchange(world, estimated_payload_bytes(layout, settings), state.link_mbps)
+    residuals = _residuals_for(state, job.index, layout)
+    exchange = _reduce_scatter if kind == "reduce_scatter" else _allgather
+    out = exchange(state, job, layout, settings, residuals, rank, world, t0)
+    state._totals["reduce_scatter_buckets" if kind == "reduce_scatter" else "allgather_buckets"] += 1
+    return out
+
+
+def _allgather(state, job, layout, settings, residuals, rank, world, t0):
+    totals = state._totals
+    index, buffer = job.index, job.buffer
     digest = _layout_digest((layout, settings))
-    index = bucket.index()
-    residuals = _residuals_for(state, index, layout)
     flat = buffer.detach().numpy()
     conv_bin, fc_bin = state._bins_header()
     parts: list[np.ndarray] = []
     trials: list[np.ndarray | None] = []
     finite = True
-    for (off, shape), (ordinal, _, _), setting, res in zip(slots, layout, settings, residuals):
+    for (off, shape), (ordinal, _, _), setting, res in zip(job.slots, layout, settings, residuals):
         grad = flat[off : off + int(np.prod(shape))]
         if setting is None:
             if not np.isfinite(grad).all():
@@ -597,52 +829,30 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
             parts.append(grad.view(np.uint8))
             trials.append(None)
             continue
-        # The updated residual goes to a spare buffer: it is committed (swapped in) only once we know
-        # no rank had a non-finite gradient. The spare is reused across iterations, and the codec
-        # writes it directly (residual_out), so the residual is never copied.
-        trial = state._spare.get(ordinal)
-        if trial is None or trial.shape != res.shape:
-            trial = np.empty_like(res)
-        try:
-            # the codec's fused finite check rejects NaN/Inf in grad or residual (and overflow) before writing
-            parts.append(compress(grad, res, bin_size=setting[0], bits=setting[1], residual_out=trial))
-        except ValueError:
+        encoded = _encode(state, grad, res, setting, ordinal, state._spare)
+        if encoded is None:
             finite = False
             break
-        trials.append(trial)
+        parts.append(encoded[0])
+        trials.append(encoded[1])
     if not finite:
         parts, trials = [], []
     header = _HEADER.pack(
         _MAGIC, FORMAT_VERSION, state.bits, 0 if finite else _FLAG_NONFINITE, conv_bin, fc_bin, index,
         len(parts), digest, *state._last_exchange,
     )
-    lengths = struct.pack(f"<{len(parts)}I", *(p.size for p in parts))
-    message = np.concatenate([np.frombuffer(header + lengths, np.uint8), *parts])
+    message = np.concatenate([np.frombuffer(header + _with_lengths(parts), np.uint8), *parts])
     t1 = time.perf_counter()
     messages, synced = _allgather_bytes(state, message)
     t2 = time.perf_counter()
-    totals["sync_s"] += synced - t1
-    totals["exchange_s"] += t2 - synced
-    state._exchange_s_this_iter += t2 - synced
+    _count_exchange(state, t1, synced, t2)
 
     headers = [_HEADER.unpack_from(m, 0) for m in messages]
     _check_headers(headers, rank)
     nonfinite_ranks = [r for r, h in enumerate(headers) if h[3] & _FLAG_NONFINITE]
-    totals["dense_bytes"] += 4 * buffer.numel()
-    totals["payload_bytes"] += message.size
-    totals["compressed_dense_bytes"] += 4 * buffer.numel()
-    totals["compressed_payload_bytes"] += message.size
+    _count_bytes(state, buffer.numel(), message.size)
     if nonfinite_ranks:
-        totals["nonfinite_steps"] += 1
-        state._nonfinite_this_iter = True
-        totals["encode_s"] += t1 - t0
-        totals["comm_s"] += t2 - t1
-        if state.on_nonfinite == "raise":
-            raise NonFiniteGradientError(
-                f"adlcodec: non-finite gradient on rank(s) {nonfinite_ranks} in bucket {index} at iteration "
-                f"{state.iter}; residuals left unchanged"
-            )
-        return buffer.zero_()
+        return _skip(state, buffer, nonfinite_ranks, index, t0, t1, t2)
 
     # The average is written over the bucket's own buffer: the local gradient is no longer needed
     # (its dense parts were copied into ``message``), and a fresh 4-bytes-per-parameter array per
@@ -650,27 +860,244 @@ def _compressed_exchange(state, bucket, buffer, rank, world):
     out = flat
     out.fill(0)
     for m, h in zip(messages, headers):  # rank order: every rank sums in the same sequence
-        for (off, shape), (_, _, bin_size), chunk in zip(slots, layout, _parts(m, h)):
+        for (off, shape), (_, _, bin_size), chunk in zip(job.slots, layout, _parts(m, h[7], _HEADER.size)):
             target = out[off : off + int(np.prod(shape))]
             if bin_size is None:
                 target += chunk.view(np.float32)  # numpy copes with an unaligned view
             else:
                 decompress(chunk, out=target, accumulate=True)
     out /= np.float32(world)
-    _log_exchange(state, headers)
+    _log_exchange(state, [h[9:11] for h in headers])
     if state.budget is not None:
-        _observe(state, index, layout, settings, messages, headers)
+        figures = {i: [0.0, 0.0] for i, s in enumerate(settings) if s is not None}
+        for m, h in zip(messages, headers):
+            for i, chunk in enumerate(_parts(m, h[7], _HEADER.size)):
+                if i in figures:
+                    figures[i][0] += inspect(chunk)["selected"]
+                    figures[i][1] += chunk.size
+        _observe(state, index, layout, settings, figures, float(sum(m.size for m in messages)), world - 1)
+    _commit(state._spare, layout, residuals, trials)
+    _count_times(state, job, t0, t1, t2)
+    return buffer
+
+
+def slice_bounds(numel: int, bin_size: int | None, world: int) -> list[int]:
+    """Element bounds of the ``world`` slices of a tensor in the reduce-scatter exchange: rank ``j`` owns
+    ``[b[j], b[j+1])``.  Compressed tensors are cut at bin boundaries, so a slice's bins are the tensor's
+    bins; a tensor of fewer bins than ranks leaves some slices empty."""
+    if bin_size is None:
+        return [j * numel // world for j in range(world + 1)]
+    bins = -(-numel // bin_size)
+    return [min(numel, bin_size * (j * bins // world)) for j in range(world + 1)]
+
+
+# control vector of the reduce-scatter exchange: these fields, then the byte count sent to each rank, then
+# (selected, bytes) of each compressed tensor when a bandwidth budget needs them
+_CONTROL_FIELDS = ("format_version", "bits", "flags", "conv_bin", "fc_bin", "bucket_index", "tensor_count",
+                   "layout", "exchange_iter", "exchange_us")
+_RS_HEADER = struct.Struct("<BI")  # flags, tensor count of an owner's message
+
+
+def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
+    """Slices to their owners, owners' re-compressed sums to everyone (see ``choose_exchange``).
+
+    Each rank owns one slice of every tensor (``slice_bounds``).  Stage 1: each rank encodes every slice
+    of its gradient with its residual, as the all-gather does for the whole tensor, and sends slice ``j``
+    to rank ``j``.  Rank ``j`` decodes the ``world`` payloads of its slice and sums them in rank order,
+    then encodes that sum with an error-feedback residual of its own for the slice (``owner_residuals``)
+    and all-gathers the result; every rank decodes all owners' payloads, so replicas stay bit-identical.
+    Every byte count, flag and configuration field travels in a control vector that is all-gathered
+    first, so all ranks agree on skipping a bucket before anything else moves.
+    """
+    totals = state._totals
+    index, buffer = job.index, job.buffer
+    flat = buffer.detach().numpy()
+    bounds = [slice_bounds(int(np.prod(shape)), setting and setting[0], world)
+              for (_, shape, _), setting in zip(layout, settings)]
+    to_owner: list[list[np.ndarray]] = [[] for _ in range(world)]
+    trials: list[np.ndarray | None] = []
+    figures = {i: [0, 0] for i, s in enumerate(settings) if s is not None}
+    finite = True
+    for i, ((off, shape), (ordinal, _, _), setting, res) in enumerate(zip(job.slots, layout, settings, residuals)):
+        grad = flat[off : off + int(np.prod(shape))]
+        b = bounds[i]
+        if setting is None:
+            if not np.isfinite(grad).all():
+                finite = False
+                break
+            for j in range(world):
+                to_owner[j].append(grad[b[j] : b[j + 1]].view(np.uint8))
+            trials.append(None)
+            continue
+        trial = state._spare.get(ordinal)
+        if trial is None or trial.shape != res.shape:
+            trial = np.empty_like(res)
+        try:
+            for j in range(world):
+                if b[j + 1] == b[j]:  # fewer bins than ranks: nothing of this tensor for rank j
+                    to_owner[j].append(np.zeros(0, np.uint8))
+                    continue
+                payload = compress(grad[b[j] : b[j + 1]], res[b[j] : b[j + 1]], bin_size=setting[0],
+                                   bits=setting[1], residual_out=trial[b[j] : b[j + 1]])
+                to_owner[j].append(payload)
+                if state.budget is not None:
+                    figures[i][0] += inspect(payload)["selected"]
+                    figures[i][1] += payload.size
+        except ValueError:
+            finite = False
+            break
+        trials.append(trial)
+    if not finite:
+        to_owner, trials = [[] for _ in range(world)], []
+    messages = [np.concatenate([np.frombuffer(_with_lengths(p), np.uint8), *p]) if p else np.zeros(0, np.uint8)
+                for p in to_owner]
+    control = [FORMAT_VERSION, state.bits, 0 if finite else _FLAG_NONFINITE, *state._bins_header(), index,
+               len(to_owner[0]), _signed64(_layout_digest((layout, settings))), *state._last_exchange,
+               *(m.size for m in messages)]
+    if state.budget is not None:
+        control += [v for i in sorted(figures) for v in figures[i]]
+    t1 = time.perf_counter()
+    controls = _allgather_control(state, np.array(control, np.int64))
+    synced = time.perf_counter()
+    nfields = len(_CONTROL_FIELDS)
+    _check_headers([tuple(c[:nfields]) for c in controls], rank, _CONTROL_FIELDS)
+    nonfinite_ranks = [r for r, c in enumerate(controls) if c[2] & _FLAG_NONFINITE]
+    sent = sum(m.size for m in messages)
+    if nonfinite_ranks:
+        t2 = time.perf_counter()
+        _count_exchange(state, t1, synced, t2)
+        _count_bytes(state, buffer.numel(), sent)
+        return _skip(state, buffer, nonfinite_ranks, index, t0, t1, t2)
+    received = _alltoall_bytes(state, messages, [int(c[nfields + rank]) for c in controls])
+    t_a2a = time.perf_counter()
+
+    # Stage 2, on the owner: the rank-ordered sum of its slices, re-compressed with its own residual.
+    owned: list[np.ndarray] = []
+    owner_trials: list[tuple[int, np.ndarray, np.ndarray] | None] = []
+    finite = True
+    per_rank_parts = [_parts(m, len(layout), 0) for m in received]
+    for i, ((_, shape), (ordinal, _, _), setting) in enumerate(zip(job.slots, layout, settings)):
+        lo, hi = bounds[i][rank], bounds[i][rank + 1]
+        total = np.zeros(hi - lo, np.float32)
+        for parts in per_rank_parts:  # rank order
+            if setting is None:
+                total += parts[i].view(np.float32)
+            elif hi > lo:
+                decompress(parts[i], out=total, accumulate=True)
+        if setting is None or hi == lo:
+            if not np.isfinite(total).all():
+                finite = False
+                break
+            owned.append(total.view(np.uint8) if setting is None else np.zeros(0, np.uint8))
+            owner_trials.append(None)
+            continue
+        res = _owner_residual(state, ordinal, world, rank, lo, hi)
+        encoded = _encode(state, total, res, setting, ordinal, state._owner_spare)
+        if encoded is None:  # the sum overflowed
+            finite = False
+            break
+        owned.append(encoded[0])
+        owner_trials.append((ordinal, res, encoded[1]))
+    if not finite:
+        owned, owner_trials = [], []
+    message = np.concatenate([np.frombuffer(_RS_HEADER.pack(0 if finite else _FLAG_NONFINITE, len(owned))
+                                            + _with_lengths(owned), np.uint8), *owned])
+    gathered, _ = _allgather_bytes(state, message)
+    t2 = time.perf_counter()
+    _count_exchange(state, t1, synced, t2)
+    _count_bytes(state, buffer.numel(), sent + message.size)
+    overflow_ranks = [r for r, m in enumerate(gathered) if _RS_HEADER.unpack_from(m, 0)[0] & _FLAG_NONFINITE]
+    if overflow_ranks:
+        return _skip(state, buffer, overflow_ranks, index, t0, t1, t2)
+
+    out = flat
+    out.fill(0)
+    for j, m in enumerate(gathered):
+        for (off, shape), setting, b, chunk in zip(job.slots, settings, bounds, _parts(m, len(layout),
+                                                                                      _RS_HEADER.size)):
+            target = out[off + b[j] : off + b[j + 1]]
+            if setting is None:
+                target += chunk.view(np.float32)
+            elif b[j + 1] > b[j]:
+                decompress(chunk, out=target, accumulate=True)
+    out /= np.float32(world)
+    _log_exchange(state, [(int(c[8]), int(c[9])) for c in controls])
+    if state.budget is not None:
+        count = len(figures)
+        summed = np.sum([c[nfields + world : nfields + world + 2 * count] for c in controls], axis=0)
+        figs = {i: (float(summed[2 * k]), float(summed[2 * k + 1])) for k, i in enumerate(sorted(figures))}
+        _observe(state, index, layout, settings, figs, float(sum(int(c[nfields:nfields + world].sum())
+                                                                  for c in controls)), 2 * (world - 1) / world)
+    _commit(state._spare, layout, residuals, trials)
+    for entry in owner_trials:
+        if entry is not None:
+            ordinal, res, trial = entry
+            state._owner_spare[ordinal] = res
+            state.owner_residuals[ordinal] = (world, rank, *state.owner_residuals[ordinal][2:4], trial)
+    totals["a2a_s"] += t_a2a - synced
+    _count_times(state, job, t0, t1, t2)
+    return buffer
+
+
+def _owner_residual(state, ordinal, world, rank, lo, hi) -> np.ndarray:
+    """This rank's stage-2 residual of tensor ``ordinal``'s slice ``[lo, hi)``, zero when new or when the
+    world or the slice changed (a different world sums different slices)."""
+    entry = state.owner_residuals.get(ordinal)
+    if entry is None or entry[:4] != (world, rank, lo, hi):
+        if entry is not None and np.any(entry[4]):
+            logger.warning("adlcodec: world or slice of tensor %d changed; its owner residual starts at zero",
+                           ordinal)
+        entry = (world, rank, lo, hi, np.zeros(hi - lo, np.float32))
+        state.owner_residuals[ordinal] = entry
+    return entry[4]
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _commit(spares, layout, residuals, trials) -> None:
     for i, ((ordinal, _, _), trial) in enumerate(zip(layout, trials)):
         if trial is not None:
             # swap: the trial becomes the residual, the old residual the next spare
-            state._spare[ordinal] = residuals[i]
+            spares[ordinal] = residuals[i]
             residuals[i] = trial
-    t3 = time.perf_counter()
-    totals["compressed_steps"] += 1 if bucket.is_last() else 0
+
+
+def _count_exchange(state, t1, synced, t2) -> None:
+    state._totals["sync_s"] += synced - t1
+    state._totals["exchange_s"] += t2 - synced
+    state._exchange_s_this_iter += t2 - synced
+
+
+def _count_bytes(state, numel, sent) -> None:
+    totals = state._totals
+    totals["dense_bytes"] += 4 * numel
+    totals["payload_bytes"] += sent
+    totals["compressed_dense_bytes"] += 4 * numel
+    totals["compressed_payload_bytes"] += sent
+
+
+def _count_times(state, job, t0, t1, t2) -> None:
+    totals = state._totals
+    totals["compressed_steps"] += 1 if job.is_last else 0
     totals["encode_s"] += t1 - t0
     totals["comm_s"] += t2 - t1
-    totals["decode_s"] += t3 - t2
-    return buffer
+    totals["decode_s"] += time.perf_counter() - t2
+
+
+def _skip(state, buffer, nonfinite_ranks, index, t0, t1, t2):
+    totals = state._totals
+    totals["nonfinite_steps"] += 1
+    state._nonfinite_this_iter = True
+    totals["encode_s"] += t1 - t0
+    totals["comm_s"] += t2 - t1
+    if state.on_nonfinite == "raise":
+        raise NonFiniteGradientError(
+            f"adlcodec: non-finite gradient on rank(s) {nonfinite_ranks} in bucket {index} at iteration "
+            f"{state.iter}; residuals left unchanged"
+        )
+    return buffer.zero_()
 
 
 if torch is not None:
@@ -679,12 +1106,16 @@ if torch is not None:
                                          **{"return": torch.futures.Future[torch.Tensor]})
 
 
-def _check_headers(headers, rank) -> None:
-    fields = ("magic", "format_version", "bits", None, "conv_bin", "fc_bin", "bucket_index", "tensor_count", "layout",
-              None, None)
+_HEADER_FIELDS = ("magic", "format_version", "bits", None, "conv_bin", "fc_bin", "bucket_index", "tensor_count",
+                  "layout", None, None)
+
+
+def _check_headers(headers, rank, fields=_HEADER_FIELDS) -> None:
+    """Raise on every rank alike when the ranks' headers disagree; ``None`` fields and the tensor count
+    (it differs legitimately for a non-finite rank) are not compared."""
     bad = []
     for i, name in enumerate(fields):
-        if name is None or name == "tensor_count":  # count differs legitimately for a non-finite rank
+        if name is None or name in ("tensor_count", "flags", "exchange_iter", "exchange_us"):
             continue
         values = [h[i] for h in headers]
         if len(set(values)) > 1:

@@ -65,6 +65,8 @@ class TrainConfig:
     on_nonfinite: str = "skip"
     powersgd_rank: int = 1
     transport: str = "torch"
+    exchange: str = "auto"  # adacomp hook: "auto", "allgather" or "reduce_scatter"
+    overlap: bool = True  # adacomp hook: exchange on a communication thread while backward goes on
     link_mbps: float | None = None  # with max_comm_ms: the adacomp hook's bandwidth budget
     max_comm_ms: float | None = None
     budget_interval: int = 10
@@ -127,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.hook not in HOOKS:
             raise ValueError(f"hook must be one of {HOOKS}, got {self.hook!r}")
+        if self.exchange not in ("auto", "allgather", "reduce_scatter"):
+            raise ValueError(f"exchange must be 'auto', 'allgather' or 'reduce_scatter', got {self.exchange!r}")
         if self.transport not in ("torch", "mpi"):
             raise ValueError(f"transport must be 'torch' or 'mpi', got {self.transport!r}")
         if (self.link_mbps is None) != (self.max_comm_ms is None):
@@ -365,10 +369,12 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
                         **({} if config.hidden is None else dict(hidden=config.hidden)))
     n_params = sum(p.numel() for p in model.parameters())
     cap = config.bucket_cap_mb
-    if cap is None and config.hook in ("powersgd", "adacomp"):
-        # PowerSGD hangs on gloo with 3+ buckets.  The adacomp hook runs synchronously, so extra buckets
-        # overlap nothing and each costs one more round of collectives; its arithmetic is per tensor, so
-        # the bucketing does not change a single bit of the result.
+    if cap is None and (config.hook == "powersgd" or (config.hook == "adacomp" and not config.overlap)):
+        # PowerSGD hangs on gloo with 3+ buckets.  The adacomp hook without overlap exchanges inside the hook
+        # call, so extra buckets overlap nothing and each costs one more round of collectives.  Overlapped, it
+        # keeps DDP's default buckets (the first closes after 1 MiB, the rest at 25 MiB): on the paper's CNN the
+        # first holds the classifier, whose exchange then runs while backward computes the convolutions.  The
+        # hook's arithmetic is per tensor, so the bucketing does not change a single bit of the result.
         cap = 4 * n_params / 2**20 + 1
     ddp = DDP(model, bucket_cap_mb=cap) if cap is not None else DDP(model)
     optimizer = _build_optimizer(config, ddp.parameters(), torch)
@@ -388,6 +394,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
             link_mbps=config.link_mbps, max_comm_ms=config.max_comm_ms, budget_interval=config.budget_interval,
             budget_options={} if config.budget_first_window is None else dict(
                 first_window=config.budget_first_window),
+            exchange=config.exchange, overlap=config.overlap,
         )
         ddp.register_comm_hook(hook_state, adacomp_hook)
     elif config.hook == "fp16":
@@ -627,7 +634,15 @@ def _report(r: dict) -> None:
         f"  replicas identical   {r['replicas_identical']}",
         flush=True,
     )
-    budget = (r.get("hook_stats") or {}).get("budget")
+    stats = r.get("hook_stats") or {}
+    if stats.get("compressed_steps"):
+        n = stats["compressed_steps"]
+        hook_ms = 1000 * (stats["encode_s"] + stats["comm_s"] + stats["decode_s"]) / n
+        print(f"  exchange             {stats['allgather_buckets']} all-gather / {stats['reduce_scatter_buckets']} "
+              f"reduce-scatter buckets, {'overlapped' if r['config']['overlap'] else 'in the hook call'}: "
+              f"{hook_ms:.1f} ms/step of exchange work, {1000 * stats['exposed_s'] / n:.1f} ms/step after "
+              f"backward", flush=True)
+    budget = stats.get("budget")
     if budget:
         log = r["hook_stats"]["exchange_log"]
         steady = [ms for _, ms, _ in log[len(log) // 2:]]
@@ -664,6 +679,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-nonfinite", choices=("skip", "raise"), default=d.on_nonfinite)
     p.add_argument("--powersgd-rank", type=int, default=d.powersgd_rank)
     p.add_argument("--transport", choices=("torch", "mpi"), default=d.transport)
+    p.add_argument("--exchange", choices=("auto", "allgather", "reduce-scatter"), default=d.exchange,
+                   type=lambda v: v.replace("_", "-"),
+                   help="adacomp hook: all-gather every payload, or reduce-scatter slices and all-gather their "
+                        "re-compressed sums (bytes per rank independent of the rank count); auto picks per bucket")
+    p.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="adacomp hook: exchange inside the hook call instead of on a communication thread")
     p.add_argument("--link-mbps", type=float, default=None,
                    help="each rank's link rate; with --max-comm-ms the hook adapts bin size and bits per layer")
     p.add_argument("--max-comm-ms", type=float, default=None, help="deadline for one step's exchange (ms)")
@@ -692,7 +713,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    values = {k: v for k, v in vars(args).items() if k in names}
+    if "exchange" in values:
+        values["exchange"] = values["exchange"].replace("-", "_")
+    return TrainConfig(**values)
 
 
 def main(argv=None) -> int:
