@@ -111,6 +111,51 @@ def test_checkpoint_kill_and_resume_is_bit_exact(uninterrupted, tmp_path):
     assert resumed["state_digest"] == uninterrupted["state_digest"]
 
 
+def test_overlap_and_bucketing_do_not_change_a_bit(uninterrupted):
+    # overlapped with DDP's default buckets (the default) against one bucket exchanged inside the hook call
+    assert uninterrupted["config"]["overlap"] and uninterrupted["hook_stats"]["allgather_buckets"] > 0
+    in_call = run(TrainConfig(**SMALL, overlap=False))
+    assert in_call["state_digest"] == uninterrupted["state_digest"]
+
+
+# reduce-scatter on 3 ranks: each rank owns a slice, so a resume must restore the owners' residuals too
+SMALL_RS = dict(SMALL, ranks=3, exchange="reduce_scatter")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_rs():
+    return run(TrainConfig(**SMALL_RS))
+
+
+def test_reduce_scatter_checkpoint_kill_and_resume_is_bit_exact(uninterrupted_rs, tmp_path):
+    assert uninterrupted_rs["replicas_identical"] and uninterrupted_rs["hook_stats"]["reduce_scatter_buckets"] > 0
+    cfg = dict(SMALL_RS, checkpoint_dir=str(tmp_path), checkpoint_every=5, fail_at_step=7)
+    with pytest.raises(Exception):
+        run(TrainConfig(**cfg))
+    resumed = run(TrainConfig(**cfg))
+    assert resumed["resumed_from"] == 5
+    assert resumed["state_digest"] == uninterrupted_rs["state_digest"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI not installed")
+def test_mpirun_reduce_scatter_overlapped_matches_torch_transport(uninterrupted_rs, tmp_path):
+    pytest.importorskip("mpi4py")
+    out = tmp_path / "m.json"
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "3", "-x", "OMP_NUM_THREADS=1",
+           "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
+           "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
+           sys.executable, "-m", "adlcodec.train", *SMALL_ARGS, "--transport", "mpi", "--exchange", "reduce-scatter",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["launcher"] == "mpi" and r["replicas_identical"] and r["config"]["overlap"]
+    assert r["hook_stats"]["reduce_scatter_buckets"] > 0
+    assert r["state_digest"] == uninterrupted_rs["state_digest"]
+    assert "reduce-scatter buckets, overlapped" in proc.stdout
+
+
 @pytest.mark.slow
 def test_torchrun_restart_after_killed_rank_matches_uninterrupted(uninterrupted, tmp_path):
     out = tmp_path / "r.json"
