@@ -21,15 +21,27 @@ Design decisions (documented here because they are part of the contract):
   and shifts) or fewer elements than one bin are sent as raw float32.  They are
   a tiny share of the bytes, and sparsifying a BatchNorm scale makes training
   unstable, so there is nothing to win.  They have no residual.
-* **All-gather, rank-ordered sum.** Each rank sends one message per bucket; the
-  sizes are all-gathered first (never an empty collective: a message always has
-  a header), then the padded messages.  Every rank decodes all messages and
-  sums them *in rank order* (its own payload is decoded too, not taken from the
-  raw gradient), then divides by world size.  Hence every rank computes the
-  bit-identical bucket and replicas cannot drift.
-* **Synchronous.** The collectives run inside the hook and a completed future
-  is returned.  Chaining callbacks that wait on further collectives can
-  deadlock gloo's worker threads (as ``powerSGD_hook`` does with 3+ buckets).
+* **Two exchanges, rank-ordered sums.** ``exchange="allgather"``: each rank sends one message per bucket; the
+  sizes are all-gathered first (never an empty collective: a message always has a header), then the padded
+  messages.  Every rank decodes all messages and sums them *in rank order* (its own payload is decoded too,
+  not taken from the raw gradient), then divides by world size.  Traffic per rank grows with the rank count:
+  every rank receives N-1 payloads.  ``exchange="reduce_scatter"``: every rank owns a slice of each tensor
+  (cut at bin boundaries), sends each slice's payload to its owner, the owner decodes and sums the N payloads
+  of its slice in rank order and re-compresses the sum with an error-feedback residual of its own
+  (``owner_residuals``), and the owners' payloads are all-gathered: about 2(N-1)/N payloads per rank
+  whatever N.  ``exchange="auto"`` (default) picks per bucket with :func:`choose_exchange`.  Either way every
+  rank decodes the same bytes in the same order, so every rank computes the bit-identical bucket and
+  replicas cannot drift.
+* **Overlapped.** With ``overlap=True`` (default) the hook hands the bucket to a communication thread of the
+  state (one worker, so buckets go out in DDP's order, the same on every rank) and returns a future that the
+  thread completes: backward computes the next buckets while this one is encoded and on the wire, as DDP's
+  own allreduce does.  The thread uses a process group of its own (an MPI communicator of its own with
+  ``transport="mpi"``), made at the first compressed call: collectives DDP or the training loop issue on the
+  main group from the main thread can then never interleave differently on different ranks.  The thread
+  starts no collective from a future's callback (chained callbacks waiting on collectives deadlock gloo's
+  worker threads, as ``powerSGD_hook`` does with 3+ buckets).  ``overlap=False`` exchanges inside the hook
+  call.  ``stats()["exposed_s"]`` is the exchange time backward could not hide: from the hand-over of a
+  step's last bucket to the end of its exchange.
 * **Warm-up.** Before ``start_iter`` the hook does a plain allreduce (DDP
   rebuilds its buckets after the first iteration, so residuals allocated then
   would be thrown away).  Residuals are re-created when a bucket's layout
@@ -352,7 +364,12 @@ class AdaCompState:
         messages themselves).  ``exchange_log`` lists, per compressed iteration, the
         largest exchange time of any rank in milliseconds (every rank reports its own
         in its next message, so the log ends one iteration early) and the budget
-        pressure then in force.  With a bandwidth budget, ``budget`` holds the
+        pressure then in force.  ``exposed_s`` is the part of the exchanges backward
+        could not hide (see the module docstring; with ``overlap=False`` it is all of
+        the last bucket's), ``allgather_buckets`` and ``reduce_scatter_buckets`` count
+        the buckets each exchange carried, and ``a2a_s`` is the reduce-scatter's
+        slices-to-owners step (part of ``exchange_s``, which for that exchange also
+        holds the owners' re-compression).  With a bandwidth budget, ``budget`` holds the
         controller's report: the current plan per layer, pressure, predicted and
         measured exchange milliseconds, and the history of its decisions.
         """
