@@ -365,8 +365,8 @@ class AdaCompState:
         largest exchange time of any rank in milliseconds (every rank reports its own
         in its next message, so the log ends one iteration early) and the budget
         pressure then in force.  ``exposed_s`` is the part of the exchanges backward
-        could not hide (see the module docstring; with ``overlap=False`` it is all of
-        the last bucket's), ``allgather_buckets`` and ``reduce_scatter_buckets`` count
+        could not hide (see the module docstring; with ``overlap=False``, all of
+        every bucket's exchange), ``allgather_buckets`` and ``reduce_scatter_buckets`` count
         the buckets each exchange carried, and ``a2a_s`` is the reduce-scatter's
         slices-to-owners step (part of ``exchange_s``, which for that exchange also
         holds the owners' re-compression).  With a bandwidth budget, ``budget`` holds the
@@ -666,6 +666,8 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
         finally:
             if job.is_last:
                 _end_step(state, job.called_at)
+            else:  # backward waited for all of it
+                totals["exposed_s"] += time.perf_counter() - job.called_at
     fut = torch.futures.Future()
     state._comm_thread().submit(_run_on_comm_thread, state, job, rank, world, fut)
     return fut
