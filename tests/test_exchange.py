@@ -364,3 +364,14 @@ def test_owner_residuals_are_checkpointed_and_old_checkpoints_still_load():
     legacy.__setstate__(old)
     assert (legacy.exchange, legacy.overlap, legacy.owner_residuals) == ("allgather", False, {})
     state._executor.shutdown()
+
+
+def test_communication_thread_carries_its_name_in_the_os():
+    # the testbed finds it there to give it a CPU quota of its own
+    state = AdaCompState()
+    try:
+        tid = state._comm_thread().submit(threading.get_native_id).result()
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            assert f.read().strip() == "adlcodec-comm"
+    finally:
+        state._executor.shutdown()

@@ -401,7 +401,8 @@ class AdaCompState:
     def _comm_thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
             # one worker: buckets are exchanged in the order DDP hands them over, the same on every rank
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adlcodec-comm")
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adlcodec-comm",
+                                                initializer=_name_os_thread)
         return self._executor
 
     def _channel(self):
@@ -454,6 +455,20 @@ _FINGERPRINT_NAMES = (
 )
 _UNPICKLED = ("process_group", "mpi_comm", "_param_ordinals", "_spare", "_owner_spare", "_executor", "_comm_group",
               "_comm_mpi")
+
+
+COMM_THREAD_NAME = "adlcodec-comm"
+
+
+def _name_os_thread() -> None:
+    """Give the communication thread its name in the OS too (``top -H``, ``/proc/PID/task/TID/comm``), so
+    tools can find it: the emulated Pi testbed (bench/cluster/testbed.py) runs it on a CPU quota of its own."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, COMM_THREAD_NAME.encode(), 0, 0, 0)  # PR_SET_NAME; Linux only
+    except (OSError, AttributeError):
+        pass
 
 
 def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.ndarray], float]:
