@@ -298,7 +298,9 @@ def run_ranks(cgroups: RankCgroups, commands: list[list[str]], factor: float, ti
                                           preexec_fn=cgroups.joiner(k)))
         deadline = time.monotonic() + timeout
         released = ready_dir is None
-        failed: tuple[int, str] | None = None
+        # every rank that failed on its own, before the harness killed the rest (a crash is often followed
+        # within one poll by its peers' connection errors: all of them are named, in rank order)
+        failed: list[str] = []
         while True:
             for k, p in enumerate(procs):
                 if results[k].exit_code is None:
@@ -309,8 +311,8 @@ def run_ranks(cgroups: RankCgroups, commands: list[list[str]], factor: float, ti
                         results[k].exit_code = code
                         results[k].max_rss_bytes = ru.ru_maxrss * 1024
                         results[k].cpu_s = ru.ru_utime + ru.ru_stime
-                        if code != 0 and failed is None:
-                            failed = (k, f"exited {code}")
+                        if code != 0:
+                            failed.append(f"rank {k} exited {code}; see {logs[k]}")
             if failed or all(r.exit_code is not None for r in results):
                 break
             if not released and all((ready_dir / f"ready.{k}").exists() for k in range(len(procs))):
@@ -318,7 +320,8 @@ def run_ranks(cgroups: RankCgroups, commands: list[list[str]], factor: float, ti
                 (ready_dir / "go").touch()
                 released = True
             if time.monotonic() > deadline:
-                failed = (next(k for k, r in enumerate(results) if r.exit_code is None), f"timed out after {timeout:.0f} s")
+                failed = [f"timed out after {timeout:.0f} s (rank {k} still running; see {logs[k]})"
+                          for k, r in enumerate(results) if r.exit_code is None][:1]
                 break
             time.sleep(0.05)
         for k, p in enumerate(procs):
@@ -344,7 +347,7 @@ def run_ranks(cgroups: RankCgroups, commands: list[list[str]], factor: float, ti
         raise RankOutOfMemory(f"rank {r.rank} exceeded the {_cap(cgroups.memory_limit)} memory cap "
                               f"(peak {_mib(peak)}, killed by the kernel's OOM killer); see {logs[r.rank]}")
     if failed:
-        raise RankFailed(f"rank {failed[0]} {failed[1]}; see {logs[failed[0]]}")
+        raise RankFailed("; ".join(failed))
     return results
 
 
@@ -428,6 +431,18 @@ def run_compute_only(ranks: int, factor: float, args, run_dir: Path) -> dict:
     return dict(step_time_s=sum(p["step_time_s"] for p in per_rank) / ranks,
                 step_time_median_s=sorted(p["step_time_median_s"] for p in per_rank)[ranks // 2],
                 per_rank=[x.as_dict() for x in res])
+
+
+def check_throttle(factors: list[float], args, run_dir: Path, log) -> list[dict]:
+    """One compute-only rank at 1x (quota = one whole core) and at each factor: measured slowdown vs intended."""
+    base = run_compute_only(1, 1.0, args, run_dir)["step_time_s"]
+    log(f"throttle check: 1 rank at 1x {1000 * base:.1f} ms/step")
+    out = []
+    for f in factors:
+        t = run_compute_only(1, f, args, run_dir)["step_time_s"]
+        out.append(dict(factor=f, unthrottled_step_s=base, throttled_step_s=t, measured_slowdown=t / base))
+        log(f"throttle check: 1 rank at {f:g}x {1000 * t:.0f} ms/step = {t / base:.2f}x slower")
+    return out
 
 
 # ---------------------------------------------------------------- results
@@ -520,6 +535,12 @@ def write_markdown(results: dict, path: Path) -> None:
               "the cap is enforced on: anonymous memory plus page cache charged to it). compute-only: "
               "bench/cluster/compute_only.py in the same number of processes under the same quota and cap, "
               "no communication.", ""]
+    if results.get("throttle_check"):
+        lines += ["Throttle check (compute_only.py, one rank alone):", "",
+                  "| factor | unthrottled (ms/step) | throttled (ms/step) | measured slowdown |", "|---:|---:|---:|---:|"]
+        lines += [f"| {t['factor']:g} | {1000 * t['unthrottled_step_s']:.1f} | {1000 * t['throttled_step_s']:.0f} | "
+                  f"{t['measured_slowdown']:.2f} |" for t in results["throttle_check"]]
+        lines.append("")
     if results["errors"]:
         lines += ["Errors:", ""] + [f"- {e}" for e in results["errors"]] + [""]
     path.write_text("\n".join(lines))
@@ -618,6 +639,9 @@ def parse_args(argv=None):
     p.add_argument("--memory-limit-mib", type=int, default=1024, help="per-rank memory cap (a Pi 3B+ has 1 GB)")
     p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run, start-up included")
     p.add_argument("--no-compute-only", action="store_true")
+    p.add_argument("--check-throttle", action="store_true",
+                   help="also time compute_only.py as one rank at 1x (a whole core) and at each factor: the "
+                        "measured slowdown should be the factor")
     p.add_argument("--allow-oversubscribed", action="store_true",
                    help="run configurations whose quotas add up to more than the available cores (flagged)")
     p.add_argument("--quick", action="store_true",
@@ -671,6 +695,8 @@ def main(argv=None) -> int:
         print(f"[{time.time() - t_start:6.0f}s] {msg}", flush=True)
 
     try:
+        if args.check_throttle:
+            results["throttle_check"] = check_throttle(factors, args, run_dir, log)
         compute: dict[tuple[int, float], dict | None] = {}
         for n in rank_counts:
             for f in factors:
