@@ -45,7 +45,6 @@ class Scratch {
     return data_.get() + used;
   }
   const T* data() const { return data_.get(); }
-  uint64_t capacity() const { return capacity_; }
   // Hands the buffer over (the scratch is empty afterwards).
   std::unique_ptr<T[]> release() {
     capacity_ = 0;

@@ -209,7 +209,7 @@ def run_zarr2(script, tmp_path):
     site = tmp_path / "adlcodec-only"
     site.mkdir(exist_ok=True)
     package = Path(adlcodec.__file__).parent
-    dist_info = Path(distribution("adlcodec")._path)
+    dist_info = next(f for f in distribution("adlcodec").files if f.name == "METADATA").locate().parent
     for source in (package, dist_info):
         if not (site / source.name).exists():
             (site / source.name).symlink_to(source)
