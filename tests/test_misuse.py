@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -158,7 +159,9 @@ def test_compressor_state_dict_while_compressing_is_a_consistent_snapshot(rng):
     t.start()
     while not done.is_set():
         snapshots.append(c.state_dict())
+        time.sleep(0.001)  # locks are not fair: leave the worker room to take the key's lock
     t.join()
+    assert snapshots
     # Every snapshot is the residual after some whole number of steps.
     states, ref = [b""], adlcodec.Compressor(bin_size=50, bits=1)
     for g in grads:
