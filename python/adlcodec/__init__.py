@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FORMAT_VERSION",
     "AdaCompCodec",
+    "AdaCompZarrCodec",
     "Compressor",
     "FormatError",
     "available_kernels",
@@ -39,9 +40,13 @@ __all__ = [
 
 
 def __getattr__(name):
-    # numcodecs is optional: import it only when the codec is asked for.
+    # numcodecs and zarr are optional: import them only when a codec is asked for.
     if name == "AdaCompCodec":
         from .codec import AdaCompCodec
 
         return AdaCompCodec
+    if name == "AdaCompZarrCodec":  # zarr is optional too
+        from .zarr_codec import AdaCompZarrCodec
+
+        return AdaCompZarrCodec
     raise AttributeError(f"module 'adlcodec' has no attribute {name!r}")

@@ -20,8 +20,13 @@ def _is_torch_tensor(obj: Any) -> bool:
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
-def as_float32_array(obj: Any, name: str) -> np.ndarray:
-    """A zero-copy numpy view of a float32 C-contiguous numpy array or CPU torch tensor."""
+def as_float32_array(obj: Any, name: str, *, written: bool = False) -> np.ndarray:
+    """A zero-copy numpy view of a float32 C-contiguous numpy array or CPU torch tensor.
+
+    ``written``: the caller will write the tensor in place. Autograd cannot record such a write, so a
+    tensor that requires grad is refused while grad mode is on (torch refuses its own in-place ops on
+    leaves that require grad; under ``torch.no_grad()`` it allows them, and so does this).
+    """
     if isinstance(obj, np.ndarray):
         return obj
     if _is_torch_tensor(obj):
@@ -33,8 +38,27 @@ def as_float32_array(obj: Any, name: str) -> np.ndarray:
             raise TypeError(f"{name} must be float32, got {obj.dtype}")
         if not obj.is_contiguous():
             raise ValueError(f"{name} must be contiguous (call .contiguous())")
+        if written and obj.requires_grad and torch.is_grad_enabled():
+            raise ValueError(
+                f"{name} requires grad and would be written in place, which autograd cannot record; "
+                f"pass {name}.detach() or call under torch.no_grad()"
+            )
         return obj.detach().numpy()
     raise TypeError(f"{name} must be a numpy array or a CPU torch tensor, got {type(obj).__name__}")
+
+
+def _mark_written(*objs: Any) -> None:
+    """Tell autograd that torch tensors among ``objs`` were written in place.
+
+    The native core writes through a numpy view, which torch does not see: without this a backward
+    that saved the tensor would silently use the new values instead of raising, as it does after
+    torch's own in-place ops.
+    """
+    tensors = [obj for obj in objs if _is_torch_tensor(obj)]
+    if tensors:
+        from torch.autograd.graph import increment_version
+
+        increment_version(tensors)
 
 
 def _as_payload(obj: Any) -> Any:
@@ -80,14 +104,16 @@ def compress(grad: Any, residual: Any, *, bin_size: int = 50, bits: int = 1, che
     ``residual_out`` holds nothing usable: out of place, the update is written in the same pass that
     checks the inputs, which saves a pass over memory (as does ``check_finite=False`` in place).
     """
-    return _core.compress(
-        as_float32_array(grad, "grad"),
-        as_float32_array(residual, "residual"),
-        check_bin_size(bin_size),
-        check_bits(bits),
-        bool(check_finite),
-        None if residual_out is None else as_float32_array(residual_out, "residual_out"),
-    )
+    grad_array = as_float32_array(grad, "grad")
+    residual_array = as_float32_array(residual, "residual", written=residual_out is None)
+    out_array = None if residual_out is None else as_float32_array(residual_out, "residual_out", written=True)
+    try:
+        return _core.compress(
+            grad_array, residual_array, check_bin_size(bin_size), check_bits(bits), bool(check_finite), out_array
+        )
+    finally:
+        # Also after an error: out of place, residual_out may have been written before it.
+        _mark_written(residual if residual_out is None else residual_out)
 
 
 def decompress(payload: Any, out: Any = None, *, accumulate: bool = False, max_numel: int | None = None) -> Any:
@@ -101,16 +127,28 @@ def decompress(payload: Any, out: Any = None, *, accumulate: bool = False, max_n
     untrusted peers, pass ``out`` or ``max_numel`` to bound what decoding allocates.
     """
     payload = _as_payload(payload)
+    if max_numel is not None:
+        max_numel = _as_int(max_numel, "max_numel")
+        if max_numel < 0:
+            raise ValueError(f"max_numel must be >= 0, got {max_numel}")
     if out is None:
         if accumulate:
             raise ValueError("accumulate=True needs an out buffer")
         if max_numel is not None:
-            numel = _core.inspect(payload)["numel"]
-            if numel > max_numel:
-                raise FormatError(f"adlcodec payload: {numel} elements exceed max_numel={max_numel}")
+            check_numel(payload, max_numel)
         return _core.decompress(payload, None, False)
-    _core.decompress(payload, as_float32_array(out, "out"), bool(accumulate))
+    target = as_float32_array(out, "out", written=True)
+    _core.decompress(payload, target, bool(accumulate))  # raises before writing anything
+    _mark_written(out)
     return out
+
+
+def check_numel(payload: Any, max_numel: int) -> dict:
+    """The payload's header facts, or FormatError if it holds more than ``max_numel`` elements."""
+    info = _core.inspect(payload)
+    if info["numel"] > max_numel:
+        raise FormatError(f"adlcodec payload: {info['numel']} elements exceed max_numel={max_numel}")
+    return info
 
 
 def inspect(payload: Any) -> dict:
