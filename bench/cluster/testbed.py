@@ -41,6 +41,12 @@ RANK_ENTRY = HERE / "rank_entry.py"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GIB = 1 << 30
 MIB = 1 << 20
+# A Pi 3B+ has four Cortex-A53 cores.  The training thread (one torch thread, as the issue prescribes) gets
+# one of them; every other thread of the rank (gloo's workers, the adlcodec hook's communication thread,
+# the store's client) runs on the other three, each as slow as the first: a group of its own with three
+# times the quota.  --other-cores 0 puts every thread on the one core instead (a single-core node).
+PI_OTHER_CORES = 3
+TESTBED_CPU_SHARES = 262144  # the kernel's largest cgroup v1 weight (a nice-0 process weighs 1024)
 DEFAULT_OUT = HERE / "results" / "testbed"
 
 # The methods of run_bench.py plus the adlcodec exchanges that `adlcodec train --exchange` is gaining
@@ -150,8 +156,9 @@ class RankCgroups:
     from the start.
     """
 
-    def __init__(self, run: str, ranks: int, memory_limit: int = GIB, root: Path = CGROUP_ROOT):
-        self.ranks, self.memory_limit = ranks, memory_limit
+    def __init__(self, run: str, ranks: int, memory_limit: int = GIB, root: Path = CGROUP_ROOT,
+                 other_cores: int = PI_OTHER_CORES):
+        self.ranks, self.memory_limit, self.other_cores = ranks, memory_limit, other_cores
         self.top = f"adlcodec-{os.getpid()}"
         self.base = {c: root / c / self.top / run for c in ("cpu", "memory")}
         self.factor: float | None = None
@@ -159,12 +166,24 @@ class RankCgroups:
     def path(self, controller: str, k: int) -> Path:
         return self.base[controller] / f"r{k}"
 
+    def other_cores_path(self, k: int) -> Path:
+        """The cpu group of rank k's threads other than its main (training) thread: the Pi's other cores."""
+        return self.base["cpu"] / f"r{k}-other"
+
+    def _dirs(self, k: int) -> list[Path]:
+        return [self.path("cpu", k), self.path("memory", k)] + ([self.other_cores_path(k)] if self.other_cores else [])
+
     def __enter__(self):
         _live_cgroups.append(self)
         try:
             for k in range(self.ranks):
-                for c in ("cpu", "memory"):
-                    self.path(c, k).mkdir(parents=True, exist_ok=True)
+                for d in self._dirs(k):
+                    d.mkdir(parents=True, exist_ok=True)
+            # CFS weighs a group against its siblings: at the root the whole testbed would count as one
+            # process, and any other busy process on the machine would take half the CPU the quotas grant.
+            # The quotas, not the weight, are what must limit a rank.
+            for d in (self.base["cpu"].parent, self.base["cpu"]):
+                _write(d / "cpu.shares", TESTBED_CPU_SHARES)
                 mem = self.path("memory", k)
                 _write(mem / "memory.limit_in_bytes", self.memory_limit)
                 # no swap here; the memsw cap makes that explicit should the machine ever get some
@@ -184,7 +203,33 @@ class RankCgroups:
             cpu = self.path("cpu", k)
             _write(cpu / "cpu.cfs_period_us", period)
             _write(cpu / "cpu.cfs_quota_us", max(1000, int(round(period / factor))))
+            if self.other_cores:
+                other = self.other_cores_path(k)
+                _write(other / "cpu.cfs_period_us", period)
+                _write(other / "cpu.cfs_quota_us", max(1000, int(round(self.other_cores * period / factor))))
         self.factor = factor
+
+    def move_helper_threads(self) -> int:
+        """Put every thread of every rank but its main one into the rank's other-cores group; returns how many
+        moved.  Threads inherit their creator's group, and new ones appear during training (gloo's workers,
+        the hook's communication thread), so the harness calls this every time it polls."""
+        moved = 0
+        for k in range(self.ranks if self.other_cores else 0):
+            tasks = self.other_cores_path(k) / "tasks"
+            for pid in (self.path("cpu", k) / "cgroup.procs").read_text().split():
+                try:
+                    threads = os.listdir(f"/proc/{pid}/task")
+                except FileNotFoundError:
+                    continue
+                main_tasks = set((self.path("cpu", k) / "tasks").read_text().split())
+                for tid in threads:
+                    if tid != pid and tid in main_tasks:
+                        try:
+                            _write(tasks, tid)
+                            moved += 1
+                        except (ProcessLookupError, OSError):
+                            pass  # the thread ended meanwhile
+        return moved
 
     def joiner(self, k: int):
         """preexec_fn for Popen: move the child into rank k's groups before it execs anything."""
@@ -214,9 +259,9 @@ class RankCgroups:
 
     def procs(self) -> set[int]:
         pids = set()
-        for c in ("cpu", "memory"):
-            for k in range(self.ranks):
-                f = self.path(c, k) / "cgroup.procs"
+        for k in range(self.ranks):
+            for d in self._dirs(k):
+                f = d / "cgroup.procs"
                 if f.exists():
                     pids |= {int(p) for p in f.read_text().split()}
         return pids
@@ -231,9 +276,8 @@ class RankCgroups:
                 except ProcessLookupError:
                     pass
             time.sleep(0.05)
-        for c in ("cpu", "memory"):
-            for k in range(self.ranks):
-                d = self.path(c, k)
+        for k in range(self.ranks):
+            for d in self._dirs(k):
                 while d.exists():
                     try:
                         d.rmdir()
@@ -241,6 +285,7 @@ class RankCgroups:
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.05)
+        for c in ("cpu", "memory"):
             for d in (self.base[c], self.base[c].parent):
                 try:
                     d.rmdir()
@@ -317,8 +362,11 @@ def run_ranks(cgroups: RankCgroups, commands: list[list[str]], factor: float, ti
                 break
             if not released and all((ready_dir / f"ready.{k}").exists() for k in range(len(procs))):
                 cgroups.throttle(factor)
+                cgroups.move_helper_threads()
                 (ready_dir / "go").touch()
                 released = True
+            elif released:
+                cgroups.move_helper_threads()
             if time.monotonic() > deadline:
                 failed = [f"timed out after {timeout:.0f} s (rank {k} still running; see {logs[k]})"
                           for k, r in enumerate(results) if r.exit_code is None][:1]
@@ -401,7 +449,7 @@ def run_training(cluster: Cluster, method: str, methods: dict, factor: float, ar
     env_common = [f"WORLD_SIZE={cluster.ranks}", "MASTER_ADDR=10.77.0.1", "MASTER_PORT=29531",
                   "GLOO_SOCKET_IFNAME=eth0", "OMP_NUM_THREADS=1", "LOCAL_RANK=0"]
     with tempfile.TemporaryDirectory(prefix="adltb-ready-") as ready, \
-            RankCgroups(tag, cluster.ranks, args.memory_limit) as cg:
+            RankCgroups(tag, cluster.ranks, args.memory_limit, other_cores=args.other_cores) as cg:
         commands = [[str(NETNS), "exec", cluster.prefix, str(k), "env", f"RANK={k}", *env_common,
                      *gated(Path(ready), k, ["-m", "adlcodec.train", *train_args(methods[method], args, out_json)])]
                     for k in range(cluster.ranks)]
@@ -420,7 +468,7 @@ def run_compute_only(ranks: int, factor: float, args, run_dir: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with tempfile.TemporaryDirectory(prefix="adltb-ready-") as ready, \
             tempfile.TemporaryDirectory(prefix="adltb-barrier-") as barrier, \
-            RankCgroups(tag, ranks, args.memory_limit) as cg:
+            RankCgroups(tag, ranks, args.memory_limit, other_cores=args.other_cores) as cg:
         commands = [gated(Path(ready), k, [str(COMPUTE_ONLY), "--hidden", str(args.hidden), "--batch-size",
                                             str(args.batch_size), "--steps", str(args.compute_steps), "--warmup", "2",
                                             "--out", str(outs[k]), "--barrier-dir", barrier, "--ranks", str(ranks)])
@@ -637,6 +685,9 @@ def parse_args(argv=None):
     p.add_argument("--train-subset", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--memory-limit-mib", type=int, default=1024, help="per-rank memory cap (a Pi 3B+ has 1 GB)")
+    p.add_argument("--other-cores", type=int, default=PI_OTHER_CORES,
+                   help="cores of the emulated node besides the training thread's, for every other thread of the "
+                        "rank (a Pi 3B+ has 4 in all); 0: every thread shares the one core")
     p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run, start-up included")
     p.add_argument("--no-compute-only", action="store_true")
     p.add_argument("--check-throttle", action="store_true",
@@ -686,7 +737,7 @@ def main(argv=None) -> int:
     prefix = f"adltb{os.getpid() % 100000}"
     results = dict(commit=_commit(), started_utc=time.strftime("%Y-%m-%d %H:%M", time.gmtime()), hidden=args.hidden,
                    batch_size=args.batch_size, steps=args.steps, timing_warmup=args.timing_warmup,
-                   eval_every=args.eval_every, memory_limit=args.memory_limit, cores=available_cores(),
+                   eval_every=args.eval_every, memory_limit=args.memory_limit, other_cores=args.other_cores, cores=available_cores(),
                    methods={m: methods[m] for m in names}, capacity=capacity, compute_only=[], runs=[], errors=[])
     cap = {(c["ranks"], c["factor"]): c for c in capacity}
     t_start = time.time()
