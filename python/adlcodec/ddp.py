@@ -74,7 +74,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -816,14 +815,17 @@ def _observe(state, index, layout, settings, figures, total_bytes, peers) -> Non
     )
 
 
-def _encode(state, grad, res, setting, ordinal, spares, key=None):
-    """``(payload, trial residual)``, or ``None`` for a non-finite input.  The updated residual goes to a
-    spare buffer, committed (swapped in) only once no rank had a non-finite gradient; the codec writes it
-    directly (``residual_out``), so a residual is never copied."""
-    key = ordinal if key is None else key
-    trial = spares.get(key)
-    if trial is None or trial.shape != res.shape:
-        trial = np.empty_like(res)
+def _spare_for(spares, ordinal, res) -> np.ndarray:
+    """The buffer the next trial residual of ``ordinal`` goes to: the updated residual is committed (swapped
+    in) only once no rank had a non-finite gradient, and the codec writes it directly (``residual_out``), so
+    a residual is never copied."""
+    trial = spares.get(ordinal)
+    return trial if trial is not None and trial.shape == res.shape else np.empty_like(res)
+
+
+def _encode(grad, res, setting, ordinal, spares):
+    """``(payload, trial residual)``, or ``None`` for a non-finite input (see ``_spare_for``)."""
+    trial = _spare_for(spares, ordinal, res)
     try:
         # the codec's fused finite check rejects NaN/Inf in grad or residual (and overflow) before writing
         return compress(grad, res, bin_size=setting[0], bits=setting[1], residual_out=trial), trial
@@ -846,7 +848,6 @@ def _compressed_exchange(state, job, rank, world):
 
 
 def _allgather(state, job, layout, settings, residuals, rank, world, t0):
-    totals = state._totals
     index, buffer = job.index, job.buffer
     digest = _layout_digest((layout, settings))
     flat = buffer.detach().numpy()
@@ -863,7 +864,7 @@ def _allgather(state, job, layout, settings, residuals, rank, world, t0):
             parts.append(grad.view(np.uint8))
             trials.append(None)
             continue
-        encoded = _encode(state, grad, res, setting, ordinal, state._spare)
+        encoded = _encode(grad, res, setting, ordinal, state._spare)
         if encoded is None:
             finite = False
             break
@@ -963,9 +964,7 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
                 to_owner[j].append(grad[b[j] : b[j + 1]].view(np.uint8))
             trials.append(None)
             continue
-        trial = state._spare.get(ordinal)
-        if trial is None or trial.shape != res.shape:
-            trial = np.empty_like(res)
+        trial = _spare_for(state._spare, ordinal, res)
         try:
             for j in range(world):
                 if b[j + 1] == b[j]:  # fewer bins than ranks: nothing of this tensor for rank j
@@ -1026,7 +1025,7 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
             owner_trials.append(None)
             continue
         res = _owner_residual(state, ordinal, world, rank, lo, hi)
-        encoded = _encode(state, total, res, setting, ordinal, state._owner_spare)
+        encoded = _encode(total, res, setting, ordinal, state._owner_spare)
         if encoded is None:  # the sum overflowed
             finite = False
             break
