@@ -475,6 +475,7 @@ def summarize(method, ranks, factor, rate, out, compute, capacity, memory_limit)
         wall_s=out["wall_s"], memory_limit_bytes=memory_limit,
         peak_rss_bytes_per_rank=[x["max_rss_bytes"] for x in per_rank],
         cgroup_peak_bytes_per_rank=[x["cgroup_peak_bytes"] for x in per_rank],
+        memory_failcnt_per_rank=[x["memory_failcnt"] for x in per_rank],
         cpu_s_per_rank=[x["cpu_s"] for x in per_rank],
         nr_throttled_per_rank=[x["nr_throttled"] for x in per_rank],
         cfs_quota_us=per_rank[0]["cfs_quota_us"], cfs_period_us=per_rank[0]["cfs_period_us"],
