@@ -156,6 +156,15 @@ def test_the_capacity_check_refuses_an_over_subscribed_plan(monkeypatch, capsys)
     assert not _left_behind(os.getpid()) and not Path("/nonexistent/never-written").exists()
 
 
+def test_the_memory_check_refuses_more_ranks_than_the_machine_can_hold():
+    gib = 1 << 30
+    assert not testbed.check_memory([4, 8], 650 * MIB, 18 * gib, False)["oversubscribed"]
+    with pytest.raises(testbed.OverSubscribed, match=r"32 ranks x 650 MiB = 20.3 GiB, 18.0 GiB available now \(at most 28"):
+        testbed.check_memory([4, 32], 650 * MIB, 18 * gib, False)
+    assert testbed.check_memory([32], 650 * MIB, 18 * gib, True)["oversubscribed"]
+    assert 0 < testbed.memory_available() < 1 << 50
+
+
 def test_a_method_the_installed_trainer_cannot_run_is_refused_up_front():
     with pytest.raises(ValueError, match=r"method future needs \['--no-such-flag'\]"):
         testbed.check_methods(["future"], {"future": ["--hook", "adacomp", "--no-such-flag", "x"]})

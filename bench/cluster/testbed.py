@@ -113,6 +113,32 @@ def check_capacity(plan: list[tuple[int, float]], cores: int, allow_oversubscrib
     return out
 
 
+def memory_available() -> int:
+    """MemAvailable of /proc/meminfo, bytes: what the box can give new processes without swapping (it has none)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def check_memory(rank_counts: list[int], per_rank: int, available: int, allow_oversubscribed: bool) -> dict:
+    """Refuse rank counts whose expected resident memory exceeds what the machine has available.
+
+    Each rank is capped at 1 GiB, but 32 ranks x the ~0.6 GiB a training rank really uses is ~20 GiB: on a
+    24 GiB box shared with other jobs the *machine* would run out first, and its OOM killer would pick any
+    process, not only ours.  ``per_rank`` is the expected private memory of one rank (--rank-memory-mib).
+    """
+    worst = max(rank_counts)
+    entry = dict(ranks=worst, per_rank_bytes=per_rank, needed_bytes=worst * per_rank, available_bytes=available,
+                 oversubscribed=worst * per_rank > available)
+    if entry["oversubscribed"] and not allow_oversubscribed:
+        raise OverSubscribed(
+            f"memory over-subscribed: {worst} ranks x {per_rank / MIB:.0f} MiB = {worst * per_rank / GIB:.1f} GiB, "
+            f"{available / GIB:.1f} GiB available now (at most {available // per_rank} ranks) -- wait for a quieter "
+            "machine, lower --rank-memory-mib if a smaller model needs less, or pass --allow-oversubscribed")
+    return entry
+
+
 # ---------------------------------------------------------------- cgroups
 
 
@@ -638,6 +664,9 @@ def parse_args(argv=None):
     p.add_argument("--train-subset", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--memory-limit-mib", type=int, default=1024, help="per-rank memory cap (a Pi 3B+ has 1 GB)")
+    p.add_argument("--rank-memory-mib", type=int, default=650,
+                   help="expected private memory of one training rank, for the machine-memory check (measured: "
+                        "~620 MiB cgroup peak for the paper CNN with hidden 1024, docs/TESTBED.md)")
     p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run, start-up included")
     p.add_argument("--no-compute-only", action="store_true")
     p.add_argument("--check-throttle", action="store_true",
@@ -674,6 +703,7 @@ def main(argv=None) -> int:
         check_methods(names, methods)
         capacity = check_capacity([(n, f) for n in rank_counts for f in factors], available_cores(),
                                   args.allow_oversubscribed)
+        memory = check_memory(rank_counts, args.rank_memory_mib * MIB, memory_available(), args.allow_oversubscribed)
     except (ValueError, OverSubscribed) as exc:
         print(f"testbed: {exc}", file=sys.stderr)
         return 2
@@ -688,7 +718,8 @@ def main(argv=None) -> int:
     results = dict(commit=_commit(), started_utc=time.strftime("%Y-%m-%d %H:%M", time.gmtime()), hidden=args.hidden,
                    batch_size=args.batch_size, steps=args.steps, timing_warmup=args.timing_warmup,
                    eval_every=args.eval_every, memory_limit=args.memory_limit, cores=available_cores(),
-                   methods={m: methods[m] for m in names}, capacity=capacity, compute_only=[], runs=[], errors=[])
+                   methods={m: methods[m] for m in names}, capacity=capacity, memory_check=memory, compute_only=[],
+                   runs=[], errors=[])
     cap = {(c["ranks"], c["factor"]): c for c in capacity}
     t_start = time.time()
 
