@@ -504,6 +504,10 @@ def summarize(method, ranks, factor, rate, out, compute, capacity, memory_limit)
         memory_failcnt_per_rank=[x["memory_failcnt"] for x in per_rank],
         cpu_s_per_rank=[x["cpu_s"] for x in per_rank],
         nr_throttled_per_rank=[x["nr_throttled"] for x in per_rank],
+        # share of the rank's CFS periods that ended with its quota used up: near 1 while it computes means it
+        # got its full quota; well below means something else (other load on the box) kept it from its share
+        throttled_fraction_per_rank=[x["nr_throttled"] / x["nr_periods"] if x["nr_periods"] else None
+                                     for x in per_rank],
         cfs_quota_us=per_rank[0]["cfs_quota_us"], cfs_period_us=per_rank[0]["cfs_period_us"],
     )
 
