@@ -66,6 +66,14 @@ def test_quick_mode_measures_every_figure_and_leaves_nothing_behind(tmp_path):
         # the quota was 1/10 of the period and the kernel did hold every rank back
         assert r["cfs_quota_us"] * 10 == r["cfs_period_us"]
         assert all(n > 0 for n in r["nr_throttled_per_rank"])
+    # the miniature accuracy mode: evaluations at steps 2 and 4 and the final one at 6, and fp32 reaches its
+    # own final accuracy by its last step at the latest (the time is steps x measured step time)
+    for r in rows.values():
+        assert [s for s, _ in r["accuracy_curve"]] == [2, 4, 6] and r["accuracy_curve"][-1][1] == r["accuracy"]
+    fp32 = rows["allreduce-fp32"]
+    assert fp32["time_to_fp32_final"]["step"] <= 6
+    assert fp32["time_to_fp32_final"]["seconds"] == pytest.approx(fp32["time_to_fp32_final"]["step"] * fp32["step_time_s"])
+    assert (tmp_path / "accuracy_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the shaped eth0 counters see the compression: fp32 sends the dense 13 MB gradient, 1 bit ~1 % of it
     assert rows["adlcodec-1bit"]["wire_bytes_per_rank_step"] * 20 < rows["allreduce-fp32"]["wire_bytes_per_rank_step"]
     assert rows["allreduce-fp32"]["wire_bytes_per_rank_step"] > 0.9 * rows["allreduce-fp32"]["payload_bytes_per_step"]
