@@ -1,7 +1,7 @@
 """The emulated Pi 3B+ testbed (bench/cluster/testbed.py) on real namespaces, cgroups, tc and torch.
 
 Needs root (CI runs the suite as root): every test builds real cgroup v1 groups and most build network
-namespaces; each checks that what it built is gone afterwards.  About 3.5 minutes on the shared 2-core box.
+namespaces; each checks that what it built is gone afterwards.  About 2.5 minutes on the shared 2-core box.
 """
 
 from __future__ import annotations
