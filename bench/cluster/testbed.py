@@ -600,6 +600,8 @@ def plot(results: dict, out: Path) -> list[str]:
             if comp:
                 ax.plot([c[0] for c in comp], [1000 * c[1] for c in comp], "k--", marker="x", label="compute only")
             ax.set_xscale("log", base=2)
+            ticks = sorted({r["ranks"] for r in sel})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.set_yscale("log")
             ax.set_xlabel("ranks (emulated Pi 3B+ nodes)")
             ax.set_ylabel("time per step (ms)")
