@@ -536,6 +536,7 @@ def write_markdown(results: dict, path: Path) -> None:
     lines = [f"Testbed run at commit {results['commit']}, {results['started_utc']} UTC, wall {results['wall_s']:.0f} s. "
              f"Paper CNN hidden {results['hidden']}, batch {results['batch_size']} per rank, one torch thread per "
              f"rank, memory cap {_cap(results['memory_limit'])} per rank, {results['cores']} cores available. "
+             + ("" if results.get("complete", True) else "**Incomplete: the sweep stopped part-way.** ")
              + ("Accuracy mode: evaluations every "
                 f"{results['eval_every']} steps." if results["eval_every"] else
                 f"{results['steps']} steps per run, the first {results['timing_warmup']} not timed."), ""]
@@ -739,6 +740,14 @@ def main(argv=None) -> int:
     def log(msg):
         print(f"[{time.time() - t_start:6.0f}s] {msg}", flush=True)
 
+    def save(final: bool) -> None:
+        # after every run, so that a sweep stopped part-way (SIGTERM, a crash) keeps what it measured
+        add_time_to_fp32(results["runs"])
+        results["wall_s"] = time.time() - t_start
+        results["complete"] = final
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        write_markdown(results, out / "results.md")
+
     try:
         if args.check_throttle:
             results["throttle_check"] = check_throttle(factors, args, run_dir, log)
@@ -771,19 +780,18 @@ def main(argv=None) -> int:
                                                             compute[(n, f)] is None else
                                                             compute[(n, f)]["step_time_s"]))
                                 log(f"  FAILED: {exc}")
+                                save(final=False)
                                 continue
                             row = summarize(m, n, f, rate, o, compute[(n, f)], cap[(n, f)], args.memory_limit)
                             results["runs"].append(row)
+                            save(final=False)
                             log(f"  {1000 * row['step_time_s']:.0f} ms/step, wire "
                                 f"{(row['wire_bytes_per_rank_step'] or 0) / 1e6:.3f} MB/rank/step, peak RSS "
                                 f"{max(row['peak_rss_bytes_per_rank']) / MIB:.0f} MiB")
     finally:
         for cg in list(_live_cgroups):
             cg.destroy()
-    add_time_to_fp32(results["runs"])
-    results["wall_s"] = time.time() - t_start
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    write_markdown(results, out / "results.md")
+    save(final=True)
     plots = plot(results, out)
     print((out / "results.md").read_text())
     print(f"wrote {out}/results.json, results.md{''.join(', ' + x for x in plots)} in {results['wall_s']:.0f} s")
