@@ -119,6 +119,32 @@ def check_capacity(plan: list[tuple[int, float]], cores: int, allow_oversubscrib
     return out
 
 
+def memory_available() -> int:
+    """MemAvailable of /proc/meminfo, bytes: what the box can give new processes without swapping (it has none)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def check_memory(rank_counts: list[int], per_rank: int, available: int, allow_oversubscribed: bool) -> dict:
+    """Refuse rank counts whose expected resident memory exceeds what the machine has available.
+
+    Each rank is capped at 1 GiB, but 32 ranks x the ~0.6 GiB a training rank really uses is ~20 GiB: on a
+    24 GiB box shared with other jobs the *machine* would run out first, and its OOM killer would pick any
+    process, not only ours.  ``per_rank`` is the expected private memory of one rank (--rank-memory-mib).
+    """
+    worst = max(rank_counts)
+    entry = dict(ranks=worst, per_rank_bytes=per_rank, needed_bytes=worst * per_rank, available_bytes=available,
+                 oversubscribed=worst * per_rank > available)
+    if entry["oversubscribed"] and not allow_oversubscribed:
+        raise OverSubscribed(
+            f"memory over-subscribed: {worst} ranks x {per_rank / MIB:.0f} MiB = {worst * per_rank / GIB:.1f} GiB, "
+            f"{available / GIB:.1f} GiB available now (at most {available // per_rank} ranks) -- wait for a quieter "
+            "machine, lower --rank-memory-mib if a smaller model needs less, or pass --allow-oversubscribed")
+    return entry
+
+
 # ---------------------------------------------------------------- cgroups
 
 
@@ -436,8 +462,11 @@ def train_args(method_args: list[str], args, out_json: Path) -> list[str]:
             cmd += ["--train-subset", str(args.train_subset)]
         if args.max_steps:
             cmd += ["--max-steps", str(args.max_steps)]
+        if args.eval_subset:
+            cmd += ["--eval-subset", str(args.eval_subset)]
     else:
-        cmd += ["--max-steps", str(args.steps), "--eval-subset", str(args.eval_subset)]
+        # a timing run's one evaluation only has to exist, not be precise
+        cmd += ["--max-steps", str(args.steps), "--eval-subset", str(args.eval_subset or 1000)]
     return cmd
 
 
@@ -523,8 +552,13 @@ def summarize(method, ranks, factor, rate, out, compute, capacity, memory_limit)
         wall_s=out["wall_s"], memory_limit_bytes=memory_limit,
         peak_rss_bytes_per_rank=[x["max_rss_bytes"] for x in per_rank],
         cgroup_peak_bytes_per_rank=[x["cgroup_peak_bytes"] for x in per_rank],
+        memory_failcnt_per_rank=[x["memory_failcnt"] for x in per_rank],
         cpu_s_per_rank=[x["cpu_s"] for x in per_rank],
         nr_throttled_per_rank=[x["nr_throttled"] for x in per_rank],
+        # share of the rank's CFS periods that ended with its quota used up: near 1 while it computes means it
+        # got its full quota; well below means something else (other load on the box) kept it from its share
+        throttled_fraction_per_rank=[x["nr_throttled"] / x["nr_periods"] if x["nr_periods"] else None
+                                     for x in per_rank],
         cfs_quota_us=per_rank[0]["cfs_quota_us"], cfs_period_us=per_rank[0]["cfs_period_us"],
     )
 
@@ -550,6 +584,7 @@ def write_markdown(results: dict, path: Path) -> None:
     lines = [f"Testbed run at commit {results['commit']}, {results['started_utc']} UTC, wall {results['wall_s']:.0f} s. "
              f"Paper CNN hidden {results['hidden']}, batch {results['batch_size']} per rank, one torch thread per "
              f"rank, memory cap {_cap(results['memory_limit'])} per rank, {results['cores']} cores available. "
+             + ("" if results.get("complete", True) else "**Incomplete: the sweep stopped part-way.** ")
              + ("Accuracy mode: evaluations every "
                 f"{results['eval_every']} steps." if results["eval_every"] else
                 f"{results['steps']} steps per run, the first {results['timing_warmup']} not timed."), ""]
@@ -614,6 +649,8 @@ def plot(results: dict, out: Path) -> list[str]:
             if comp:
                 ax.plot([c[0] for c in comp], [1000 * c[1] for c in comp], "k--", marker="x", label="compute only")
             ax.set_xscale("log", base=2)
+            ticks = sorted({r["ranks"] for r in sel})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.set_yscale("log")
             ax.set_xlabel("ranks (emulated Pi 3B+ nodes)")
             ax.set_ylabel("time per step (ms)")
@@ -676,7 +713,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-subset", type=int, default=1000, help="test images of the final evaluation (timing runs)")
+    p.add_argument("--eval-subset", type=int, default=0,
+                   help="test images per evaluation (default: 1000 in timing runs, all 10,000 in accuracy runs)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="accuracy mode: train --epochs with an evaluation every N steps; reports time to reach "
                         "fp32's final accuracy")
@@ -688,6 +726,9 @@ def parse_args(argv=None):
     p.add_argument("--other-cores", type=int, default=PI_OTHER_CORES,
                    help="cores of the emulated node besides the training thread's, for every other thread of the "
                         "rank (a Pi 3B+ has 4 in all); 0: every thread shares the one core")
+    p.add_argument("--rank-memory-mib", type=int, default=650,
+                   help="expected private memory of one training rank, for the machine-memory check (measured: "
+                        "~620 MiB cgroup peak for the paper CNN with hidden 1024, docs/TESTBED.md)")
     p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run, start-up included")
     p.add_argument("--no-compute-only", action="store_true")
     p.add_argument("--check-throttle", action="store_true",
@@ -696,11 +737,14 @@ def parse_args(argv=None):
     p.add_argument("--allow-oversubscribed", action="store_true",
                    help="run configurations whose quotas add up to more than the available cores (flagged)")
     p.add_argument("--quick", action="store_true",
-                   help="CI smoke run: 2 ranks, 10x, 100mbit, allreduce-fp32 and adlcodec-1bit, 5 steps")
+                   help="CI smoke run: 2 ranks, 10x, 100mbit, allreduce-fp32 and adlcodec-1bit, 6 steps on 2,048 "
+                        "images with an evaluation (500 test images) every 2")
     args = p.parse_args(argv)
     if args.quick:
         args.ranks, args.factors, args.rates, args.methods = "2", "10", "100mbit", "allreduce-fp32,adlcodec-1bit"
-        args.steps, args.timing_warmup, args.compute_steps = 5, 2, 5
+        args.steps, args.timing_warmup, args.compute_steps = 6, 2, 5
+        # accuracy mode in miniature, so that the smoke run also covers the accuracy curve and time-to-accuracy
+        args.eval_every, args.max_steps, args.train_subset, args.eval_subset = 2, 6, 2048, 500
     args.memory_limit = args.memory_limit_mib * MIB
     return p, args
 
@@ -724,6 +768,7 @@ def main(argv=None) -> int:
         check_methods(names, methods)
         capacity = check_capacity([(n, f) for n in rank_counts for f in factors], available_cores(),
                                   args.allow_oversubscribed)
+        memory = check_memory(rank_counts, args.rank_memory_mib * MIB, memory_available(), args.allow_oversubscribed)
     except (ValueError, OverSubscribed) as exc:
         print(f"testbed: {exc}", file=sys.stderr)
         return 2
@@ -737,13 +782,22 @@ def main(argv=None) -> int:
     prefix = f"adltb{os.getpid() % 100000}"
     results = dict(commit=_commit(), started_utc=time.strftime("%Y-%m-%d %H:%M", time.gmtime()), hidden=args.hidden,
                    batch_size=args.batch_size, steps=args.steps, timing_warmup=args.timing_warmup,
-                   eval_every=args.eval_every, memory_limit=args.memory_limit, other_cores=args.other_cores, cores=available_cores(),
-                   methods={m: methods[m] for m in names}, capacity=capacity, compute_only=[], runs=[], errors=[])
+                   eval_every=args.eval_every, memory_limit=args.memory_limit, other_cores=args.other_cores,
+                   cores=available_cores(), methods={m: methods[m] for m in names}, capacity=capacity,
+                   memory_check=memory, compute_only=[], runs=[], errors=[])
     cap = {(c["ranks"], c["factor"]): c for c in capacity}
     t_start = time.time()
 
     def log(msg):
         print(f"[{time.time() - t_start:6.0f}s] {msg}", flush=True)
+
+    def save(final: bool) -> None:
+        # after every run, so that a sweep stopped part-way (SIGTERM, a crash) keeps what it measured
+        add_time_to_fp32(results["runs"])
+        results["wall_s"] = time.time() - t_start
+        results["complete"] = final
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        write_markdown(results, out / "results.md")
 
     try:
         if args.check_throttle:
@@ -777,19 +831,18 @@ def main(argv=None) -> int:
                                                             compute[(n, f)] is None else
                                                             compute[(n, f)]["step_time_s"]))
                                 log(f"  FAILED: {exc}")
+                                save(final=False)
                                 continue
                             row = summarize(m, n, f, rate, o, compute[(n, f)], cap[(n, f)], args.memory_limit)
                             results["runs"].append(row)
+                            save(final=False)
                             log(f"  {1000 * row['step_time_s']:.0f} ms/step, wire "
                                 f"{(row['wire_bytes_per_rank_step'] or 0) / 1e6:.3f} MB/rank/step, peak RSS "
                                 f"{max(row['peak_rss_bytes_per_rank']) / MIB:.0f} MiB")
     finally:
         for cg in list(_live_cgroups):
             cg.destroy()
-    add_time_to_fp32(results["runs"])
-    results["wall_s"] = time.time() - t_start
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    write_markdown(results, out / "results.md")
+    save(final=True)
     plots = plot(results, out)
     print((out / "results.md").read_text())
     print(f"wrote {out}/results.json, results.md{''.join(', ' + x for x in plots)} in {results['wall_s']:.0f} s")
