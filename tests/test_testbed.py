@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +107,49 @@ def test_the_quota_throttles_a_busy_rank(tmp_path):
     assert rank.cgroup["nr_throttled"] > 0
     # a busy loop unthrottled would use about its wall time in CPU; at 1/10 core it gets far less
     assert rank.cpu_s < 0.5 * wall
+    assert not cg.base["cpu"].exists()
+
+
+def test_helper_threads_run_on_the_emulated_pis_other_cores(tmp_path):
+    # the main thread stays on the one-core quota; a thread started while the rank runs (as gloo's workers and
+    # the hook's communication thread are) moves to the other-cores group with three times the quota
+    ids, done = tmp_path / "ids", tmp_path / "done"
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import os, threading, time\n"
+        "stop = threading.Event()\n"
+        "threads = [threading.Thread(target=stop.wait, args=(30,)) for _ in range(2)]\n"
+        "[t.start() for t in threads]\n"
+        f"open({str(ids)!r}, 'w').write(' '.join(map(str, [os.getpid()] + [t.native_id for t in threads])))\n"
+        f"while not os.path.exists({str(done)!r}): time.sleep(0.05)\n"
+        "stop.set()\n")
+    placement = {}
+
+    def check_placement():
+        while not ids.exists() or len(ids.read_text().split()) < 3:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a few more polls of the harness
+        main, *helpers = ids.read_text().split()
+        placement["main"] = (cg.path("cpu", 0) / "tasks").read_text().split()
+        placement["other"] = (cg.other_cores_path(0) / "tasks").read_text().split()
+        placement["ids"] = (main, helpers)
+        placement["quotas"] = [int((d / "cpu.cfs_quota_us").read_text()) for d in (cg.path("cpu", 0),
+                                                                                      cg.other_cores_path(0))]
+        placement["shares"] = int((cg.base["cpu"].parent / "cpu.shares").read_text())
+        done.touch()
+
+    with testbed.RankCgroups("cores", 1) as cg:
+        checker = threading.Thread(target=check_placement)
+        checker.start()
+        (rank,) = testbed.run_ranks(cg, [[sys.executable, str(script)]], factor=10, timeout=60,
+                                    logs=[tmp_path / "threads.log"], ready_dir=None)
+        checker.join()
+    assert rank.exit_code == 0, (tmp_path / "threads.log").read_text()
+    main, helpers = placement["ids"]
+    assert placement["main"] == [main]
+    assert sorted(placement["other"]) == sorted(helpers)
+    assert placement["quotas"] == [1000, 3000]
+    assert placement["shares"] == testbed.TESTBED_CPU_SHARES
     assert not cg.base["cpu"].exists()
 
 
