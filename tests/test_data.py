@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +114,14 @@ def test_training_on_the_cifar_fixture(tmp_path):
     assert r["accuracy"] > 30  # 10 classes; templates + noise are easy once learnt
     assert r["ratio"] > 40
     assert len(r["accuracy_curve"]) == 2  # one evaluation after each epoch
+
+
+def test_loading_fashion_mnist_needs_little_more_memory_than_its_pixels():
+    # a Pi 3B+ has 1 GB for everything: the training set's 47 MB of pixels must not cost a multiple of that
+    # to load (the statistics once made an int64 copy of every pixel, 376 MB)
+    code = ("import resource, adlcodec.data as d; s = d.load_dataset(None, 'train'); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, s.images.nbytes >> 20)")
+    peak_mib, pixels_mib = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                    check=True).stdout.split())
+    assert pixels_mib == 44
+    assert peak_mib < 250, f"peak {peak_mib} MiB to load {pixels_mib} MiB of pixels"
