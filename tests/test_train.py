@@ -31,6 +31,14 @@ SMALL_ARGS = ["--optimizer", "adl", "--lr-interval", "4", "--max-steps", "12", "
               "--seed", "3", "--no-progress"]
 
 
+def _mpirun(ranks: int, *train_args: str) -> list[str]:
+    """``python -m adlcodec.train TRAIN_ARGS`` on ``ranks`` MPI ranks, Open MPI kept on loopback."""
+    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), "-x", "OMP_NUM_THREADS=1",
+            "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
+            "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
+            sys.executable, "-m", "adlcodec.train", *train_args]
+
+
 # ------------------------------------------------------------------ data and model
 
 def test_fashion_mnist_loads_from_debian_package():
@@ -142,11 +150,8 @@ def test_reduce_scatter_checkpoint_kill_and_resume_is_bit_exact(uninterrupted_rs
 def test_mpirun_reduce_scatter_overlapped_matches_torch_transport(uninterrupted_rs, tmp_path):
     pytest.importorskip("mpi4py")
     out = tmp_path / "m.json"
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "3", "-x", "OMP_NUM_THREADS=1",
-           "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
-           "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
-           sys.executable, "-m", "adlcodec.train", *SMALL_ARGS, "--transport", "mpi", "--exchange", "reduce-scatter",
-           "--out", str(out)]
+    cmd = _mpirun(3, *SMALL_ARGS, "--transport", "mpi", "--exchange", "reduce-scatter",
+           "--out", str(out))
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
@@ -175,10 +180,7 @@ def test_torchrun_restart_after_killed_rank_matches_uninterrupted(uninterrupted,
 def test_mpirun_with_mpi_transport_matches_torch_transport(uninterrupted, tmp_path):
     pytest.importorskip("mpi4py")
     out = tmp_path / "m.json"
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "OMP_NUM_THREADS=1",
-           "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
-           "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
-           sys.executable, "-m", "adlcodec.train", *SMALL_ARGS, "--transport", "mpi", "--out", str(out)]
+    cmd = _mpirun(2, *SMALL_ARGS, "--transport", "mpi", "--out", str(out))
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
@@ -192,13 +194,10 @@ def test_mpirun_with_mpi_transport_matches_torch_transport(uninterrupted, tmp_pa
 def test_mpirun_with_bandwidth_budget_takes_identical_decisions(tmp_path):
     pytest.importorskip("mpi4py")
     out = tmp_path / "b.json"
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "3", "-x", "OMP_NUM_THREADS=1",
-           "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
-           "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
-           sys.executable, "-m", "adlcodec.train", *SMALL_ARGS[:4], "--max-steps", "30", *SMALL_ARGS[6:],
+    cmd = _mpirun(3, *SMALL_ARGS[:4], "--max-steps", "30", *SMALL_ARGS[6:],
            "--transport", "mpi", "--link-mbps", "0.05", "--max-comm-ms", "300", "--budget-interval", "3",
            "--budget-first-window", "3",
-           "--out", str(out)]
+           "--out", str(out))
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
