@@ -142,14 +142,16 @@ def _mismatched(rank, world, name, values):
 # ------------------------------------------------------------------ the rule and the slices
 
 def test_choose_exchange_follows_ranks_and_payload():
-    assert choose_exchange(2, 10**7) == "allgather"  # same bytes either way at 2 ranks
-    assert choose_exchange(4, 25_000) == "reduce_scatter"
-    assert choose_exchange(32, 25_000) == "reduce_scatter"
-    assert choose_exchange(32, 2_000) == "allgather"  # too small to pay for two more collectives
-    # a faster link makes the same bytes cheaper than the extra messages
-    assert choose_exchange(4, 25_000, link_mbps=10_000) == "allgather"
-    # the threshold falls as ranks grow: (1 - 2/N) p / b > 2 alpha
-    assert choose_exchange(4, 10_000) == "allgather" and choose_exchange(16, 10_000) == "reduce_scatter"
+    assert choose_exchange(2, 10**9) == "allgather"  # same bytes either way at 2 ranks
+    # the paper CNN's 1-bit classifier bucket (~40 kB): all-gather until (N-1) p / b passes 0.25 s at 100 Mbit/s
+    assert choose_exchange(32, 40_000) == "allgather"
+    assert choose_exchange(78, 40_000) == "allgather" and choose_exchange(80, 40_000) == "reduce_scatter"
+    assert choose_exchange(1024, 40_000) == "reduce_scatter"
+    # bigger payloads get there sooner; a faster link later
+    assert choose_exchange(32, 200_000) == "reduce_scatter"
+    assert choose_exchange(80, 40_000, link_mbps=1000) == "allgather"
+    # never when the saving does not pay for the two extra collectives' latency: 5 kB are 0.4 ms of wire
+    assert choose_exchange(1024, 5_000) == "allgather" and choose_exchange(1024, 7_000) == "reduce_scatter"
 
 
 def test_estimated_payload_counts_dense_tensors_whole_and_compressed_ones_sparse():
@@ -291,9 +293,16 @@ def test_backward_goes_on_while_a_bucket_is_on_the_wire(overlap):
 
 
 def test_auto_picks_per_bucket_from_ranks_and_payload():
-    # ConvNet's buckets are a few kB at most: all-gather at 4 ranks; a forced reduce-scatter still works
+    # ConvNet's buckets are a few kB at most: all-gather at 4 ranks on the default 100 Mbit/s link
     auto = run_ranks(_train, 4, 6, dict(exchange="auto"), 1.0)
     assert auto[0]["stats"]["reduce_scatter_buckets"] == 0 and auto[0]["stats"]["allgather_buckets"] > 0
+    # on a stated 0.01 Mbit/s link (a budget whose deadline never binds) the same bucket's all-gather would
+    # take seconds: reduce-scatter
+    slow = run_ranks(_train, 3, 6, dict(exchange="auto", link_mbps=0.01, max_comm_ms=1e9), 1.0)
+    stats = slow[0]["stats"]
+    assert stats["reduce_scatter_buckets"] == 4 * slow[0]["buckets"] and stats["allgather_buckets"] == 0
+    assert stats["budget"]["pressure"] == 0
+    assert slow[1]["params"] == slow[0]["params"]
 
 
 # ------------------------------------------------------------------ what holds for both exchanges

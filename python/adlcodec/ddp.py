@@ -119,10 +119,11 @@ _POLICIES = ("skip", "raise")
 _EXCHANGE_LOG_LIMIT = 100_000
 _TRANSPORTS = ("torch", "mpi")
 EXCHANGES = ("auto", "allgather", "reduce_scatter")
-# choose_exchange's cost model: per-hop latency of one message on Pi-class Ethernet (kernel, TCP, waking the
-# receiving process), the link rate assumed without a bandwidth budget, and AdaComp's selected elements per
-# bin for predicting a payload before encoding it
+# choose_exchange's rule: per-hop latency of one message on Pi-class Ethernet (kernel, TCP, waking the
+# receiving process), the longest all-gather transfer it accepts, the link rate assumed without a bandwidth
+# budget, and AdaComp's selected elements per bin for predicting a payload before encoding it
 MESSAGE_LATENCY_S = 0.25e-3
+MAX_ALLGATHER_S = 0.25  # all-gather transfer per bucket beyond which choose_exchange takes the reduce-scatter
 DEFAULT_LINK_MBPS = 100.0
 SELECTED_PER_BIN = 6.0
 
@@ -159,8 +160,9 @@ class AdaCompState:
         budget_options: further :class:`adlcodec.budget.BandwidthBudget` keywords (``margin``,
             ``conv_floor``, ``fc_floor``, ``feedback``, ``first_window``, ``relax_after``).
         exchange: ``"allgather"``, ``"reduce_scatter"`` or ``"auto"`` (per bucket by
-            :func:`choose_exchange`: all-gather for small payloads and 2 ranks, reduce-scatter where its
-            bytes per rank, which do not grow with the world size, pay for its extra messages).
+            :func:`choose_exchange`: the all-gather until its traffic, which grows with the world size,
+            would take longer than ``MAX_ALLGATHER_S`` per bucket; then the reduce-scatter, whose bytes per
+            rank do not grow, but whose second lossy stage costs accuracy).
         overlap: run each bucket's exchange on a communication thread of its own (with its own process
             group, or a duplicate of the MPI communicator) so backward goes on meanwhile.  ``False``
             exchanges inside the hook call.
@@ -758,18 +760,22 @@ def estimated_payload_bytes(layout, settings) -> float:
 def choose_exchange(world: int, payload_bytes: float, link_mbps: float | None = None) -> str:
     """``"allgather"`` or ``"reduce_scatter"`` for a bucket whose message is ``payload_bytes``.
 
-    Per rank, the all-gather sends ``(N-1)·p`` bytes in 2 collectives; the reduce-scatter about
-    ``2·(N-1)/N·p`` in 4 (slices to their owners, owners' re-compressed sums to everyone), whose two extra
-    collectives cost about ``2·(N-1)·α`` more.  The reduce-scatter wins when ``(1 - 2/N)·p/b > 2·α``:
-    never at 2 ranks (same bytes, more messages, a second lossy stage), from 3-4 ranks on for payloads of
-    tens of kB.  ``α`` is ``MESSAGE_LATENCY_S`` per hop, ``b`` the link rate (``link_mbps``, else
-    ``DEFAULT_LINK_MBPS``, a Pi 3B+'s Ethernet).
+    Per rank, the all-gather sends ``(N-1)·p`` bytes (and decodes N payloads); the reduce-scatter about
+    ``2·(N-1)/N·p``, whatever N, but in 4 collectives instead of 2 and through a second lossy stage: the
+    owners re-compress the sums.  That stage costs accuracy (4 ranks, one epoch on 24,000 images:
+    -2.8 points at 1 bit, -0.8 at 8 bits against the all-gather, docs/CLUSTER.md), and on the emulated Pi
+    testbed the reduce-scatter was at most 10 % faster up to 32 ranks.  So the all-gather stays until its
+    transfer alone, ``(N-1)·p/b``, would exceed ``MAX_ALLGATHER_S`` per bucket (at 100 Mbit/s and the
+    paper CNN's 40 kB 1-bit classifier payload: from about 80 ranks on), and the reduce-scatter's saving
+    also outweighs its extra messages, ``(1 - 2/N)·p/b > 2·α``.  ``α`` is ``MESSAGE_LATENCY_S`` per hop,
+    ``b`` the link rate (``link_mbps``, else ``DEFAULT_LINK_MBPS``, a Pi 3B+'s Fast Ethernet).
     """
     if world < 3:
         return "allgather"
     rate = (DEFAULT_LINK_MBPS if link_mbps is None else link_mbps) * 1e6 / 8
+    allgather_s = (world - 1) * payload_bytes / rate
     saved_s = (1 - 2 / world) * payload_bytes / rate
-    return "reduce_scatter" if saved_s > 2 * MESSAGE_LATENCY_S else "allgather"
+    return "reduce_scatter" if allgather_s > MAX_ALLGATHER_S and saved_s > 2 * MESSAGE_LATENCY_S else "allgather"
 
 
 def _log_exchange(state, reports) -> None:
