@@ -10,8 +10,8 @@ compute_only(N)``, is modelled as
   (``shape`` below: ring all-reduce 2(N-1)/N, the hook's all-gather N-1, its reduce-scatter 2(N-1)/N plus
   a per-rank control vector that grows with N); its scale is fitted to the wire bytes the testbed measured
   (each rank's eth0 tx counter, TCP/IP framing included).
-* ``hops(N)``: messages on the critical path per step: ``N - 1`` per ring or pairwise collective, times
-  the collectives per bucket, times the buckets (``hops`` below).
+* ``hops(N)``: messages on the critical path per step: ``N - 1`` per round of a ring or pairwise
+  collective (a ring all-reduce has two rounds), times the rounds per bucket, times the buckets.
 * ``b``: the link rate of the runs; ``α`` (latency per hop: kernel, TCP, waking a throttled process) and
   ``c`` (what overlap hides, or adds: codec work after backward) are fitted per method by least squares
   on the measured rank counts (exactly determined with two).
@@ -35,12 +35,12 @@ HERE = Path(__file__).resolve().parent
 DEFAULT = HERE / "results" / "testbed"
 MODEL_RANKS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
-# collectives per bucket on the critical path, and how a rank's bytes grow with N
+# how a rank's bytes grow with N, and the rounds of N - 1 messages per bucket on the critical path
 ALGORITHMS = {
-    "allreduce-fp32": ("ring", 1),
-    "fp16_compress_hook": ("ring", 1),
-    "powerSGD-rank1": ("ring", 2),  # P and Q all-reduced one after the other
-    "powerSGD-rank2": ("ring", 2),
+    "allreduce-fp32": ("ring", 2),  # a ring all-reduce: reduce-scatter then all-gather, N - 1 steps each
+    "fp16_compress_hook": ("ring", 2),
+    "powerSGD-rank1": ("ring", 4),  # P and Q all-reduced one after the other
+    "powerSGD-rank2": ("ring", 4),
     "adlcodec-1bit-allgather": ("allgather", 2),  # sizes, then messages
     "adlcodec-8bit-allgather": ("allgather", 2),
     "adlcodec-1bit-reduce-scatter": ("reduce_scatter", 4),  # control, slices to owners, sizes, owners' payloads

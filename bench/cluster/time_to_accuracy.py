@@ -77,12 +77,13 @@ def run_curves(args) -> int:
     return 1 if failures else 0
 
 
-def load_curves(out: Path, ranks: int) -> dict[str, list[dict]]:
-    """method -> the seeds' results at ``ranks``."""
+def load_curves(out: Path, ranks: int, seeds: set[int] | None = None) -> dict[str, list[dict]]:
+    """method -> the seeds' results at ``ranks`` (only ``seeds`` when given)."""
     found: dict[str, list[dict]] = {}
     for path in sorted((out / "curves").glob(f"*-{ranks}r-seed*.json")):
-        method = path.name[: path.name.index(f"-{ranks}r-seed")]
-        found.setdefault(method, []).append(json.loads(path.read_text()))
+        method, _, seed = path.stem.rpartition(f"-{ranks}r-seed")
+        if seeds is None or int(seed) in seeds:
+            found.setdefault(method, []).append(json.loads(path.read_text()))
     return found
 
 
@@ -110,7 +111,7 @@ def report(args) -> int:
     rank_counts = [int(r) for r in args.ranks.split(",")]
     fig, axes = plt.subplots(1, len(rank_counts), figsize=(6.5 * len(rank_counts), 4.5), squeeze=False)
     for ax, ranks in zip(axes[0], rank_counts):
-        curves = load_curves(out, ranks)
+        curves = load_curves(out, ranks, None if args.seeds is None else {int(x) for x in args.seeds.split(",")})
         if "allreduce-fp32" not in curves:
             continue
         fp32 = curves["allreduce-fp32"]
@@ -187,6 +188,7 @@ def main(argv=None) -> int:
     r.add_argument("--rate", default="100mbit")
     r.add_argument("--ranks", default="8,32")
     r.add_argument("--tolerance", type=float, default=0.3, help="points below fp32's final accuracy that count")
+    r.add_argument("--seeds", default=None, help="comma list: only these seeds' curves (default: all there are)")
     r.add_argument("--out", default=str(DEFAULT_DIR))
     args = p.parse_args(argv)
     return run_curves(args) if args.cmd == "curves" else report(args)
