@@ -1,0 +1,241 @@
+"""Checkpointing the hook state, resuming with other settings or at another world size, parameters without
+a gradient: on real gloo ranks in a private network namespace (``run_ranks`` of test_ddp)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+from adlcodec.ddp import AdaCompState, adacomp_hook, inherited_ranks, redistribute  # noqa: E402
+from test_ddp import _batch, _param_digest, run_ranks  # noqa: E402
+
+
+class BranchNet(nn.Module):
+    """Conv + matrices + a norm, and an auxiliary head that only some steps (or ranks) use."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+        self.fc1 = nn.Linear(8 * 8 * 8, 64)
+        self.fc2 = nn.Linear(64, 10)
+        self.aux = nn.Linear(64, 10)
+
+    def forward(self, x, use_aux):
+        h = torch.relu(self.fc1(torch.relu(self.norm(self.conv(x))).flatten(1)))
+        return self.fc2(h) + self.aux(h) if use_aux else self.fc2(h)
+
+
+def _uses_aux(rank, step):
+    # both ranks, then no rank, then rank 0 alone, then no rank again
+    return {2: True, 3: True, 4: False, 5: rank == 0}.get(step, step % 3 == 0)
+
+
+def _save(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _load(data: bytes):
+    return torch.load(io.BytesIO(data))  # torch's default: weights_only=True
+
+
+def _held(sd):
+    """Residual mass a state dict holds per parameter: its residual plus its owner residuals' slices."""
+    out = {n: t.double().reshape(-1).clone() for n, t in sd["residuals"].items()}
+    for n, e in sd["owner_residuals"].items():
+        out[n][e["lo"]:e["hi"]] += e["residual"].double()
+    return out
+
+
+# ------------------------------------------------------------------ workers (run in spawned ranks)
+
+def _train(rank, world, steps, options, cap, resume=None, save_at=None, start=0):
+    """BranchNet with ``find_unused_parameters``; ``resume`` = (model, optimizer, hook state dict) bytes."""
+    torch.manual_seed(0)
+    model = BranchNet()
+    ddp = DDP(model, bucket_cap_mb=cap, find_unused_parameters=True)
+    state = AdaCompState(bits=1, start_iter=2, **options).attach(ddp)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.05, momentum=0.9)
+    changes = None
+    if resume is not None:
+        model.load_state_dict(_load(resume[0]))
+        opt.load_state_dict(_load(resume[1]))
+        changes = state.load_state_dict(_load(resume[2]))
+    saved = None
+    for step in range(start, steps):
+        x, y = _batch(rank, step)
+        opt.zero_grad()
+        nn.functional.cross_entropy(ddp(x, _uses_aux(rank, step)), y).backward()
+        opt.step()
+        if step + 1 == save_at:
+            saved = (_save(model.state_dict()), _save(opt.state_dict()), _save(state.state_dict()))
+    return dict(params=_param_digest(model), saved=saved, changes=changes, final=_save(state.state_dict()))
+
+
+def _track_aux(rank, world, steps, exchange):
+    """Per step: this rank's local aux.weight gradient (before the exchange), the applied average, and
+    the aux.weight residual after the step."""
+    torch.manual_seed(0)
+    model = BranchNet()
+    ddp = DDP(model, bucket_cap_mb=100, find_unused_parameters=True)
+    state = AdaCompState(bits=1, start_iter=2, exchange=exchange).attach(ddp, register=False)
+    local = []
+
+    def keep_local(st, bucket):
+        for p, g in zip(bucket.parameters(), bucket.gradients()):
+            if p is model.aux.weight:
+                local.append(g.detach().clone().reshape(-1).double())
+        return adacomp_hook(st, bucket)
+
+    ddp.register_comm_hook(state, keep_local)
+    applied, held, stage1 = [], [], []
+    for step in range(steps):
+        x, y = _batch(rank, step)
+        ddp.zero_grad()  # set_to_none: a parameter DDP leaves alone has no gradient
+        nn.functional.cross_entropy(ddp(x, _uses_aux(rank, step)), y).backward()
+        g = model.aux.weight.grad
+        applied.append(torch.zeros(640, dtype=torch.float64) if g is None else g.reshape(-1).double().clone())
+        sd = state.state_dict()
+        held.append(_held(sd).get("aux.weight", torch.zeros(640, dtype=torch.float64)))
+        stage1.append(sd["residuals"].get("aux.weight", torch.zeros(10, 64)).clone())
+    return dict(local=local, applied=applied, held=held, stage1=stage1)
+
+
+def _load_refusals(rank, world, sd_bytes):
+    torch.manual_seed(0)
+    out = {}
+    sd = _load(sd_bytes)
+    cases = {
+        "world": dict(sd, world_size=4),
+        "rank": dict(sd, rank=1 - rank),
+        "unknown": dict(sd, residuals=dict(sd["residuals"], **{"head.weight": torch.zeros(3)})),
+        "shape": dict(sd, residuals=dict(sd["residuals"], **{"fc1.weight": torch.zeros(64, 2, 256)})),
+        "not a state dict": {"residuals": {}},
+    }
+    for name, case in cases.items():
+        state = AdaCompState(bits=1, start_iter=2).attach(DDP(BranchNet(), find_unused_parameters=True))
+        try:
+            state.load_state_dict(case)
+            out[name] = "loaded"
+        except (ValueError, TypeError) as exc:
+            out[name] = f"{type(exc).__name__}: {exc}"
+        out[name + " untouched"] = state.iter == 0 and not state.residuals
+    dense = AdaCompState(bits=1, start_iter=2, bin_size=1000).attach(DDP(BranchNet(), find_unused_parameters=True))
+    try:
+        dense.load_state_dict(sd)
+        out["dense"] = "loaded"
+    except ValueError as exc:
+        out["dense"] = str(exc)
+    unattached = AdaCompState()
+    try:
+        unattached.state_dict()
+    except ValueError as exc:
+        out["unattached"] = str(exc)
+    return out
+
+
+# ------------------------------------------------------------------ tests
+
+@pytest.mark.parametrize("world, exchange", [(2, "allgather"), (3, "reduce_scatter")])
+def test_state_dict_resume_with_other_buckets_is_bit_exact(world, exchange):
+    # checkpoint at step 5 (weights_only-loadable), resume with other DDP buckets and other settings that
+    # do not change the arithmetic (overlap): the end is bit-identical to the uninterrupted run
+    options = dict(exchange=exchange)
+    whole = run_ranks(_train, world, 10, options, 0.0001, None, 5)
+    resumed = run_ranks(_resume_from, world, whole, dict(options, overlap=False), 100.0)
+    for r in range(world):
+        assert resumed[r]["params"] == whole[r]["params"] == whole[0]["params"]
+    assert resumed[0]["changes"] == ["overlap: checkpoint True, using False"]
+    held = _held(_load(whole[0]["saved"][2]))
+    assert np.abs(held["aux.weight"].numpy()).sum() > 0 and "fc2.bias" not in held  # biases go dense
+    if exchange == "reduce_scatter":
+        assert _load(whole[0]["saved"][2])["owner_residuals"]
+
+
+def _resume_from(rank, world, whole, options, cap):
+    return _train(rank, world, 10, options, cap, whole[rank]["saved"], start=5)
+
+
+@pytest.mark.parametrize("exchange", ["allgather", "reduce_scatter"])
+def test_a_parameter_without_gradient_keeps_its_residual_and_no_mass_is_lost(exchange):
+    world, steps = 3 if exchange == "reduce_scatter" else 2, 8
+    results = run_ranks(_track_aux, world, steps, exchange)
+    for r, res in enumerate(results):
+        # steps 4 and 7: no rank used the head; its residual (and owner residual) stays bit for bit
+        assert torch.equal(res["held"][4], res["held"][3]) and torch.equal(res["held"][7], res["held"][6])
+        assert torch.count_nonzero(res["held"][3]) > 0
+    # step 5: rank 0 alone used it; the others sent nothing of it, their residuals wait for a later step (an
+    # owner's residual takes part: the owned slice's sum holds rank 0's gradient)
+    for r in range(1, world):
+        assert torch.equal(results[r]["stage1"][5], results[r]["stage1"][4])
+    assert not torch.equal(results[0]["stage1"][5], results[0]["stage1"][4])
+    sent = sum(sum(res["local"]) for res in results)
+    applied = world * sum(results[0]["applied"])
+    held = sum(res["held"][-1] for res in results)
+    np.testing.assert_allclose((applied + held).numpy(), sent.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_resume_at_a_smaller_and_a_larger_world_redistributes_the_residual_mass():
+    four = run_ranks(_train, 4, 6, dict(exchange="reduce_scatter"), 100.0, None, 6)
+    old = [_load(r["saved"][2]) for r in four]
+    assert any(sd["owner_residuals"] for sd in old)
+    before = {n: sum(_held(sd)[n] for sd in old) for n in old[0]["residuals"]}
+    for world in (2, 3, 5):
+        new = redistribute(old, world)
+        assert [sd["rank"] for sd in new] == list(range(world))
+        assert all(sd["world_size"] == world and sd["redistributed_from"] == 4 for sd in new)
+        for n, total in before.items():
+            after = sum(_held(sd).get(n, torch.zeros_like(total)) for sd in new)
+            np.testing.assert_allclose(after.numpy(), total.numpy(), rtol=1e-6, atol=1e-6)
+        if world == 5:
+            assert new[4]["residuals"] == {}  # a rank that did not exist holds nothing yet
+    assert inherited_ranks(4, 2, 1) == [1, 3] and inherited_ranks(4, 3, 0) == [0, 3] and inherited_ranks(2, 3, 2) == []
+    # the smaller job really trains from it: every rank loads its entry, replicas stay identical
+    shrunk = [_save(sd) for sd in redistribute(old, 2)]
+    two = run_ranks(_continue_at, 2, four[0]["saved"][:2], shrunk)
+    assert two[0]["params"] == two[1]["params"]
+    first_loaded = [_load(t["loaded"]) for t in two]
+    for n, total in before.items():
+        np.testing.assert_allclose(sum(_held(sd)[n] for sd in first_loaded).numpy(), total.numpy(), rtol=1e-6,
+                                   atol=1e-6)
+    with pytest.raises(ValueError, match="one state dict of each rank 0..3"):
+        redistribute(old[:3], 2)
+
+
+def _continue_at(rank, world, model_opt, hook_sds):
+    torch.manual_seed(0)
+    model = BranchNet()
+    ddp = DDP(model, find_unused_parameters=True)
+    state = AdaCompState(bits=1, start_iter=2, exchange="reduce_scatter").attach(ddp)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.05, momentum=0.9)
+    model.load_state_dict(_load(model_opt[0]))
+    opt.load_state_dict(_load(model_opt[1]))
+    state.load_state_dict(_load(hook_sds[rank]))
+    loaded = _save(state.state_dict())
+    for step in range(6, 9):
+        x, y = _batch(rank, step)
+        opt.zero_grad()
+        nn.functional.cross_entropy(ddp(x, _uses_aux(rank, step)), y).backward()
+        opt.step()
+    return dict(params=_param_digest(model), loaded=loaded)
+
+
+def test_unsafe_loads_are_refused_with_the_reason_and_change_nothing():
+    saved = run_ranks(_train, 2, 4, {}, 100.0, None, 4)
+    out = run_ranks(_load_refusals, 2, saved[0]["saved"][2])[0]
+    assert "saved by a job of 4 ranks and this one has 2" in out["world"] and "redistribute" in out["world"]
+    assert "this is rank 0, but the hook state was saved by rank 1" in out["rank"]
+    assert "ValueError" in out["unknown"] and "'head.weight'" in out["unknown"]
+    assert "ValueError" in out["shape"] and "fc1.weight: (64, 2, 256) saved, (64, 512) now" in out["shape"]
+    assert out["not a state dict"].startswith("TypeError")
+    assert "would travel dense" in out["dense"] and "fc2.weight" in out["dense"]
+    assert "call state.attach(ddp_model)" in out["unattached"]
+    assert all(v for k, v in out.items() if k.endswith("untouched"))
