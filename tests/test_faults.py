@@ -3,7 +3,12 @@ a gradient: on real gloo ranks in a private network namespace (``run_ranks`` of 
 
 from __future__ import annotations
 
+import ctypes
 import io
+import os
+import pickle
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
@@ -13,7 +18,43 @@ from torch import nn  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 from adlcodec.ddp import AdaCompState, adacomp_hook, inherited_ranks, redistribute  # noqa: E402
-from test_ddp import _batch, _param_digest, run_ranks  # noqa: E402
+from test_ddp import ISOLATED, _batch, _param_digest, run_ranks  # noqa: E402
+
+
+def _netns_child(fn, args, path):
+    if ISOLATED:
+        if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:  # CLONE_NEWNET
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    try:
+        result = ("ok", fn(*args))
+    except BaseException as exc:  # handed to the parent, which raises it there
+        result = ("error", f"{type(exc).__name__}: {exc}")
+    with open(path, "wb") as f:
+        pickle.dump(result, f)
+
+
+def in_netns(fn, *args):
+    """``fn(*args)`` in a forked child inside a network namespace of its own with only ``lo`` (as root), so
+    the ranks it starts can reach nothing but each other; the namespace goes with the child."""
+    import multiprocessing
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "result.pkl")
+        child = multiprocessing.get_context("fork").Process(target=_netns_child, args=(fn, args, path))
+        child.start()
+        child.join()
+        with open(path, "rb") as f:
+            kind, value = pickle.load(f)
+    if kind == "error":
+        raise RuntimeError(value)
+    return value
+
+
+def train(**cfg):
+    from adlcodec.train import TrainConfig, run
+
+    return in_netns(run, TrainConfig(**cfg))
 
 
 class BranchNet(nn.Module):
@@ -239,3 +280,86 @@ def test_unsafe_loads_are_refused_with_the_reason_and_change_nothing():
     assert "would travel dense" in out["dense"] and "fc2.weight" in out["dense"]
     assert "call state.attach(ddp_model)" in out["unattached"]
     assert all(v for k, v in out.items() if k.endswith("untouched"))
+
+
+# ------------------------------------------------------------------ adlcodec train: checkpoints and resume
+
+# adl = SGD + adaptive LR + adacomp hook; a checkpoint at step 4, rank 1 dies at step 6
+SMALL = dict(max_steps=8, train_subset=1536, eval_subset=200, batch_size=16, progress=False, seed=3,
+             optimizer="adl", lr_interval=4, checkpoint_every=4, fail_at_step=6)
+
+
+def _crash_then(tmp_path, **first):
+    cfg = dict(SMALL, checkpoint_dir=str(tmp_path), **first)
+    with pytest.raises(RuntimeError, match="exit code 17"):
+        train(**cfg)
+    assert (tmp_path / "latest").read_text() == "4"
+    return cfg
+
+
+def _files_residual_sum(directory, world):
+    total = 0.0
+    for r in range(world):
+        sd = torch.load(directory / f"step00000004-rank{r}.pt")["hook_state"]  # weights_only
+        total += float(sum(_held(sd)[n].sum() for n in _held(sd)))
+    return total
+
+
+def test_train_resume_at_another_world_size_keeps_the_residual_mass(tmp_path, capfd):
+    cfg = _crash_then(tmp_path, ranks=3, exchange="reduce_scatter")
+    mass = _files_residual_sum(tmp_path, 3)
+    assert mass != 0.0
+    after = dict(cfg, checkpoint_every=0, fail_at_step=None)  # both safe to change; "latest" stays at 4
+    for world in (2, 4):
+        r = train(**dict(after, ranks=world))
+        assert r["resumed_from"] == 4 and r["resumed_world_size"] == 3 and r["world_size"] == world
+        assert r["replicas_identical"] and r["steps"] == 8
+        assert r["resumed_residual_sum"] == pytest.approx(mass, rel=1e-6, abs=1e-6)
+    out = capfd.readouterr().out
+    assert "world size 3 -> 2: rank 0 takes the residuals of old rank(s) [0, 2]" in out
+    assert "world size 3 -> 4: rank 0 takes the residuals of old rank(s) [0]" in out
+
+
+def test_train_resume_uses_safe_new_settings_and_refuses_unsafe_ones(tmp_path, capfd):
+    cfg = _crash_then(tmp_path, ranks=2)
+    with pytest.raises(RuntimeError, match=r"batch_size: checkpoint 16, now 8.*lr: checkpoint 0\.002, now 0\.01"):
+        train(**dict(cfg, batch_size=8, lr=0.01))
+    assert (tmp_path / "latest").read_text() == "4"  # the refused run changed nothing
+    eight = train(**dict(cfg, bits=8))
+    assert eight["resumed_from"] == 4 and eight["config"]["bits"] == 8
+    one = train(**dict(cfg, checkpoint_dir=None, fail_at_step=None, checkpoint_every=0))
+    # 8-bit payloads after step 4 are larger than the 1-bit ones of the uninterrupted run
+    assert eight["payload_bytes_per_step"] > 1.3 * one["payload_bytes_per_step"]
+    assert "resuming at step 4: bits: checkpoint 1, now 8 (the new value is used)" in capfd.readouterr().out
+
+
+# ------------------------------------------------------------------ a frozen or killed rank
+
+FAULT = dict(SMALL, ranks=3, checkpoint_every=0, timeout=3.0)
+
+
+@pytest.mark.parametrize("exchange", ["allgather", "reduce_scatter"])
+def test_a_frozen_rank_fails_every_live_rank_within_the_timeout_naming_it(tmp_path, exchange):
+    import random
+    import time
+
+    step = random.Random(exchange).randint(3, 6)  # after the warm-up: inside the compressed exchange
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError) as err:
+        train(**dict(FAULT, checkpoint_dir=str(tmp_path), fail_at_step=step, fail_rank=2, fail_mode="stop",
+                     exchange=exchange))
+    elapsed = time.monotonic() - t0
+    message = str(err.value)
+    # rank 0 or 1 reports it, from the hook or from DDP's buffer broadcast before the forward pass
+    assert "CollectiveTimeoutError" in message and "rank(s) [2] did not answer" in message, message[-2000:]
+    assert (tmp_path / "failed-once").read_text().startswith(f"{step} ")
+    assert elapsed < 120, elapsed  # start-up and 8 steps on a loaded 2-core box; without a timeout: 30 min
+
+
+def test_a_killed_rank_fails_the_job_at_once(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="process 1 terminated with signal SIGKILL|exit code|Connection"):
+        train(**dict(FAULT, ranks=2, checkpoint_dir=str(tmp_path), fail_at_step=4, fail_mode="kill"))
+    assert time.monotonic() - t0 < 120

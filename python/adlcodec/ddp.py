@@ -77,6 +77,7 @@ import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,9 @@ __all__ = [
     "AdaCompState",
     "adacomp_hook",
     "AdaCompConfigError",
+    "CollectiveTimeoutError",
+    "DEFAULT_TIMEOUT_S",
+    "unresponsive_ranks",
     "NonFiniteGradientError",
     "DEFAULT_CONV_BIN",
     "DEFAULT_FC_BIN",
@@ -137,6 +141,20 @@ class AdaCompConfigError(ValueError):
 
 class NonFiniteGradientError(ValueError):
     """A rank produced a non-finite gradient and ``on_nonfinite='raise'``."""
+
+
+class CollectiveTimeoutError(TimeoutError):
+    """A collective of the hook did not complete within ``AdaCompState.timeout``; ``missing`` lists the
+    ranks that did not answer (``None`` when that could not be found out)."""
+
+    def __init__(self, message: str, missing: list[int] | None):
+        super().__init__(message)
+        self.missing = missing
+
+
+# A stalled peer must not stall the job for gloo's 30 minutes or MPI's forever; 5 minutes is far above any
+# exchange of this hook, even at Pi speeds with large models, and still short next to a training run.
+DEFAULT_TIMEOUT_S = 300.0
 
 
 def _layout_digest(layout) -> int:
@@ -205,6 +223,8 @@ class AdaCompState:
         "_names",
         "_used",
         "_grad_hooks",
+        "timeout",
+        "_seq",
     ]
 
     def __init__(
@@ -222,6 +242,7 @@ class AdaCompState:
         budget_options: dict | None = None,
         exchange: str = "auto",
         overlap: bool = True,
+        timeout: float | timedelta = DEFAULT_TIMEOUT_S,
     ):
         if torch is None:
             raise ImportError("adlcodec.ddp needs torch: pip install 'adlcodec[torch]'")
@@ -247,6 +268,12 @@ class AdaCompState:
             raise ValueError(f"exchange must be one of {EXCHANGES}, got {exchange!r}")
         if not isinstance(overlap, bool):
             raise TypeError(f"overlap must be a bool, got {type(overlap).__name__}")
+        if isinstance(timeout, timedelta):
+            timeout = timeout.total_seconds()
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be seconds (a number) or a timedelta, got {type(timeout).__name__}")
+        if not (np.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout}")
         # Let the codec itself reject an unsupported bits / bin_size now rather
         # than in the middle of a backward pass.
         probe_bin = bin_size or DEFAULT_CONV_BIN
@@ -306,6 +333,8 @@ class AdaCompState:
         # ids of the parameters whose gradient autograd accumulated in the current iteration (attached only)
         self._used: set[int] = set()
         self._grad_hooks: list = []
+        self.timeout = float(timeout)
+        self._seq = 0  # collectives this state has started: the same count on every rank
 
     # -- pickling (checkpoints), as PowerSGDState does -------------------------
     def __getstate__(self):
@@ -336,6 +365,8 @@ class AdaCompState:
         self._names = state.get("_names")
         self._used = set()
         self._grad_hooks = []
+        self.timeout = state.get("timeout", DEFAULT_TIMEOUT_S)
+        self._seq = 0
         # the new job's ranks must prove again that they agree
         self._config_checked = False
         self._param_ordinals = {}
@@ -438,7 +469,7 @@ class AdaCompState:
         return dict(bits=self.bits, bin_size=self.bin_size, start_iter=self.start_iter, transport=self.transport,
                     on_nonfinite=self.on_nonfinite, exchange=self.exchange, overlap=self.overlap,
                     link_mbps=self.link_mbps, max_comm_ms=self.max_comm_ms, budget_interval=self.budget_interval,
-                    budget_options=dict(self.budget_options))
+                    budget_options=dict(self.budget_options), timeout=self.timeout)
 
     def state_dict(self) -> dict[str, Any]:
         """This rank's state as plain tensors, numbers, strings, lists and dicts (``torch.load`` reads it with
@@ -598,7 +629,8 @@ class AdaCompState:
             if dist.get_world_size(self.process_group) != dist.get_world_size():
                 raise ValueError("adlcodec: overlap=True needs a process group spanning every rank (it makes a "
                                  "group of its own for the exchange thread); pass overlap=False")
-            self._comm_group = dist.new_group(backend=dist.get_backend(self.process_group))
+            self._comm_group = dist.new_group(backend=dist.get_backend(self.process_group),
+                                              timeout=timedelta(seconds=self.timeout))
         return self._comm_group
 
     def _world(self) -> tuple[int, int]:
@@ -746,24 +778,25 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
 
         comm = state._channel()
         sizes = np.zeros(comm.Get_size(), np.int64)
-        comm.Allgather(np.array([message.size], np.int64), sizes)
+        mine = np.array([message.size], np.int64)
+        _mpi_wait(state, comm.Iallgather(mine, sizes), "message sizes")
         synced = time.perf_counter()
         displs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         recv = np.empty(int(sizes.sum()), np.uint8)
-        comm.Allgatherv(message, [recv, sizes, displs, MPI.BYTE])
+        _mpi_wait(state, comm.Iallgatherv(message, [recv, sizes, displs, MPI.BYTE]), "messages")
         return [recv[d : d + n] for d, n in zip(displs, sizes)], synced
     group = state._channel()
     world = dist.get_world_size(group)
     size = torch.tensor([message.size], dtype=torch.int64)
     sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, size, group=group)
+    _torch_wait(state, dist.all_gather(sizes, size, group=group, async_op=True), "message sizes", group)
     sizes = [int(s.item()) for s in sizes]
     synced = time.perf_counter()
     longest = max(sizes)  # > 0: every message carries a header
     padded = torch.zeros(longest, dtype=torch.uint8)
     padded[: message.size] = torch.from_numpy(message)
     received = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
-    dist.all_gather(received, padded, group=group)
+    _torch_wait(state, dist.all_gather(received, padded, group=group, async_op=True), "messages", group)
     return [r.numpy()[:n] for r, n in zip(received, sizes)], synced
 
 
@@ -772,12 +805,12 @@ def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndar
     if state.transport == "mpi":
         comm = state._channel()
         out = np.empty((comm.Get_size(), control.size), np.int64)
-        comm.Allgather(control, out)
+        _mpi_wait(state, comm.Iallgather(control, out), "control vectors")
         return list(out)
     group = state._channel()
     t = torch.from_numpy(control)
     out = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(out, t, group=group)
+    _torch_wait(state, dist.all_gather(out, t, group=group, async_op=True), "control vectors", group)
     return [o.numpy() for o in out]
 
 
@@ -791,22 +824,147 @@ def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: l
 
         sdispls = np.concatenate(([0], np.cumsum(out_sizes)[:-1])).astype(np.int64)
         rdispls = np.concatenate(([0], np.cumsum(incoming)[:-1])).astype(np.int64)
-        state._channel().Alltoallv([send, out_sizes, sdispls, MPI.BYTE], [recv, incoming, rdispls, MPI.BYTE])
+        _mpi_wait(state, state._channel().Ialltoallv([send, out_sizes, sdispls, MPI.BYTE],
+                                                     [recv, incoming, rdispls, MPI.BYTE]), "slices to owners")
     else:
-        dist.all_to_all_single(torch.from_numpy(recv), torch.from_numpy(send), incoming, out_sizes,
-                               group=state._channel())
+        group = state._channel()
+        _torch_wait(state, dist.all_to_all_single(torch.from_numpy(recv), torch.from_numpy(send), incoming, out_sizes,
+                                                  group=group, async_op=True), "slices to owners", group)
     offsets = np.concatenate(([0], np.cumsum(incoming))).astype(np.int64)
     return [recv[offsets[r] : offsets[r + 1]] for r in range(len(incoming))]
 
 
+def _torch_wait(state: AdaCompState, work, what: str, group) -> None:
+    """Wait for a torch.distributed collective at most ``state.timeout`` seconds."""
+    state._seq += 1
+    try:
+        work.wait(timeout=timedelta(seconds=state.timeout))
+    except RuntimeError as exc:  # gloo: "Operation timed out!", or its own timeout on the group
+        if "timed out" not in str(exc).lower():
+            raise
+        _raise_timeout(state, what, unresponsive_ranks(state.iter, _probe_grace(state), group), exc)
+
+
+# Busy-polling a request costs a core (MPI's blocking calls spin too), so after a short spin poll at this
+# interval: two ranks share two cores here, and a Pi has four.
+_MPI_SPIN_S = 2e-3
+_MPI_POLL_S = 2e-4
+
+
+def _mpi_wait(state: AdaCompState, request, what: str, comm=None) -> None:
+    """Complete a nonblocking MPI collective, polling against ``state.timeout``."""
+    state._seq += 1
+    start = time.perf_counter()
+    deadline = start + state.timeout
+    while not request.Test():
+        now = time.perf_counter()
+        if now > deadline:
+            # the request never completes now; cancelling a collective is not allowed, so it is left behind
+            _raise_timeout(state, what, _mpi_probe(state, comm or state._channel()), None)
+        if now - start > _MPI_SPIN_S:
+            time.sleep(_MPI_POLL_S)
+
+
+def _probe_grace(state) -> float:
+    # the other live ranks time out a little later if they entered the collective later: wait for them
+    return min(state.timeout, 10.0)
+
+
+def unresponsive_ranks(iteration: int, grace: float = 10.0, group=None) -> list[int] | None:
+    """After a collective of ``iteration`` timed out: the ranks (global numbers) of ``group`` that do not
+    report within ``grace`` seconds that they are still alive.  Every live rank that gives up in the same
+    iteration calls this (the hook does; so does ``adlcodec train`` for a collective outside the hook, such
+    as DDP's buffer broadcast), and sets a key in the job's rendezvous store; the ranks whose key does not
+    appear are the frozen, dead or cut-off ones.  ``None`` when there is no store to ask."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        ranks = dist.get_process_group_ranks(group) if group is not None else list(range(dist.get_world_size()))
+        me = dist.get_rank()
+    except (RuntimeError, ValueError, AttributeError):
+        return None
+    prefix = f"adlcodec/alive/{iteration}"
+    result: list = []
+
+    def probe():
+        store.set(f"{prefix}/{me}", "1")
+        deadline = time.monotonic() + grace
+        while True:
+            missing = [r for r in ranks if not store.check([f"{prefix}/{r}"])]
+            if not missing or time.monotonic() > deadline:
+                result.append(missing)
+                return
+            time.sleep(0.05)
+
+    # the store lives in one of the processes (rank 0's, unless torchrun's agent hosts it): if that one is
+    # frozen, store calls block too, so the probe runs on a thread that is given up on
+    thread = threading.Thread(target=probe, daemon=True, name="adlcodec-probe")
+    thread.start()
+    thread.join(grace + 5.0)
+    if not result:
+        return [ranks[0]]  # the store did not answer: its host, rank 0 of the job, is the one frozen
+    return result[0]
+
+
+_PROBE_TAG = 0x5AD0
+
+
+def _mpi_probe(state, comm) -> list[int]:
+    """Ranks of ``comm`` whose point-to-point heartbeat does not arrive within a grace period (a rank that
+    waits in the same collective sends one to every other rank when its own wait times out)."""
+    me, world = comm.Get_rank(), comm.Get_size()
+    tag = _PROBE_TAG + state.iter % 1000
+    beat = np.array([state.iter], np.int64)
+    inbox = {r: np.zeros(1, np.int64) for r in range(world) if r != me}
+    sends = [comm.Isend(beat, dest=r, tag=tag) for r in inbox]
+    recvs = {r: comm.Irecv(buf, source=r, tag=tag) for r, buf in inbox.items()}
+    deadline = time.monotonic() + _probe_grace(state)
+    pending = set(recvs)
+    while pending and time.monotonic() < deadline:
+        pending = {r for r in pending if not recvs[r].Test()}
+        time.sleep(0.01)
+    del sends  # to a frozen rank they never complete; the job is about to fail anyway
+    return sorted(pending)
+
+
+def _raise_timeout(state, what: str, missing: list[int] | None, cause) -> None:
+    rank = dist.get_rank() if state.transport == "torch" else state.mpi_comm.Get_rank()
+    if missing:
+        who = f"rank(s) {missing} did not answer"
+    elif missing is None:
+        who = "which rank did not answer could not be found out"
+    else:
+        who = "every rank answered the heartbeat afterwards: a rank was late rather than gone"
+    raise CollectiveTimeoutError(
+        f"adlcodec: the hook's {what} exchange (iteration {state.iter}) did not complete within "
+        f"{state.timeout:g} s on rank {rank}: {who} (frozen, dead or cut off); AdaCompState(timeout=...) / "
+        f"adlcodec train --timeout sets the limit", missing) from cause
+
+
+def _check_mpi_world(state: AdaCompState) -> None:
+    """MPI's world must be torch's: started outside mpirun (torchrun, Ray workers) every process is a
+    one-process MPI world, and the ranks would train apart without a word."""
+    mpi = (state.mpi_comm.Get_rank(), state.mpi_comm.Get_size())
+    torch_ = (dist.get_rank(state.process_group), dist.get_world_size(state.process_group))
+    if mpi != torch_:
+        raise AdaCompConfigError(
+            f"adlcodec: transport='mpi', but the MPI communicator has {mpi[1]} process(es) and this is its rank "
+            f"{mpi[0]}, while torch.distributed has {torch_[1]} ranks and this is rank {torch_[0]}: start the "
+            "ranks with mpirun (one MPI process per torch rank, in the same order), or use transport='torch'")
+
+
 def _check_config(state: AdaCompState) -> None:
+    if state.transport == "mpi":
+        _check_mpi_world(state)
     mine = np.array(state._fingerprint(), np.int64)
     if state.transport == "mpi":
-        everyone = state.mpi_comm.allgather(mine.tolist())
+        gathered = np.empty((state.mpi_comm.Get_size(), mine.size), np.int64)
+        _mpi_wait(state, state.mpi_comm.Iallgather(mine, gathered), "configuration", state.mpi_comm)
+        everyone = gathered.tolist()
     else:
         t = torch.from_numpy(mine)
         out = [torch.zeros_like(t) for _ in range(dist.get_world_size(state.process_group))]
-        dist.all_gather(out, t, group=state.process_group)
+        _torch_wait(state, dist.all_gather(out, t, group=state.process_group, async_op=True), "configuration",
+                    state.process_group)
         everyone = [o.tolist() for o in out]
     bad = [
         f"{name}: " + ", ".join(f"rank {r}={fp[i]}" for r, fp in enumerate(everyone))
@@ -932,7 +1090,9 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
     if state.iter < state.start_iter:
         try:
             t0 = time.perf_counter()
-            dist.all_reduce(buffer, group=state.process_group)  # in place, as DDP's default hook
+            # in place, as DDP's default hook
+            _torch_wait(state, dist.all_reduce(buffer, group=state.process_group, async_op=True),
+                        "warm-up allreduce", state.process_group)
             buffer.div_(world)
             totals["warmup_s"] += time.perf_counter() - t0
             totals["dense_bytes"] += 4 * buffer.numel()
