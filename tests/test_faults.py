@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -363,3 +364,112 @@ def test_a_killed_rank_fails_the_job_at_once(tmp_path):
     with pytest.raises(RuntimeError, match="process 1 terminated with signal SIGKILL|exit code|Connection"):
         train(**dict(FAULT, ranks=2, checkpoint_dir=str(tmp_path), fail_at_step=4, fail_mode="kill"))
     assert time.monotonic() - t0 < 120
+
+
+# ------------------------------------------------------------------ the same under torchrun and mpirun
+
+HERMETIC = [os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "cluster", "hermetic.sh"), "--"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+ARGS = ["--optimizer", "adl", "--lr-interval", "4", "--max-steps", "8", "--train-subset", "1536",
+        "--eval-subset", "200", "--batch-size", "16", "--seed", "3", "--no-progress"]
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-x", "OMP_NUM_THREADS=1", "-x", "GLOO_SOCKET_IFNAME=lo",
+          "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca",
+          "oob_tcp_if_include", "lo"]
+
+
+def _hermetic(cmd, timeout=300):
+    """``cmd`` in a private network namespace with only ``lo`` (scripts/cluster/hermetic.sh)."""
+    if not ISOLATED:
+        pytest.fail("the multi-rank launcher tests need root for their private network namespace")
+    return subprocess.run(["bash", *HERMETIC, *cmd], env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_torchrun_restarts_after_a_frozen_rank_and_ends_bit_identical(tmp_path):
+    import json
+
+    reference = train(**dict(SMALL, ranks=2, checkpoint_every=0, fail_at_step=None))
+    out = tmp_path / "r.json"
+    proc = _hermetic([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                      "--max-restarts", "1", "-m", "adlcodec.train", *ARGS, "--checkpoint-dir", str(tmp_path / "ck"),
+                      "--checkpoint-every", "4", "--fail-at-step", "6", "--fail-mode", "stop", "--timeout", "3",
+                      "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "did not answer" in proc.stderr  # the first attempt failed on the timeout, naming the frozen rank
+    assert (tmp_path / "ck" / "failed-once").read_text().startswith("6 ")
+    r = json.loads(out.read_text())
+    assert r["launcher"] == "env" and r["resumed_from"] == 4
+    assert r["state_digest"] == reference["state_digest"]
+
+
+def test_mpirun_frozen_rank_with_mpi_transport_fails_every_rank_naming_it(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    proc = _hermetic([*MPIRUN, "-np", "3", sys.executable, "-m", "adlcodec.train", *ARGS, "--transport", "mpi",
+                      "--checkpoint-dir", str(tmp_path), "--fail-at-step", "4", "--fail-rank", "2", "--fail-mode",
+                      "stop", "--timeout", "3"], timeout=240)
+    assert proc.returncode != 0
+    assert "rank(s) [2] did not answer" in proc.stderr, proc.stderr[-3000:]
+    assert time.monotonic() - t0 < 200
+
+
+def test_mpi_transport_outside_mpirun_is_refused():
+    proc = _hermetic([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                      "-m", "adlcodec.train", *ARGS, "--transport", "mpi"])
+    assert proc.returncode != 0
+    assert "transport='mpi' needs ranks started by mpirun, not by 'env'" in proc.stderr, proc.stderr[-3000:]
+    # the hook itself: ranks started by torch each find a one-process MPI world
+    for message in run_ranks(_mpi_outside_mpirun, 2):
+        assert "AdaCompConfigError" in message and "the MPI communicator has 1 process(es)" in message, message
+        assert "torch.distributed has 2 ranks" in message
+
+
+def _mpi_outside_mpirun(rank, world):
+    ddp = DDP(nn.Linear(600, 4))
+    AdaCompState(start_iter=1, transport="mpi").attach(ddp)
+    try:
+        ddp(torch.randn(2, 600)).sum().backward()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
+_MPI_HOOK_SCRIPT = r'''
+import os, signal, sys, time
+import torch, torch.distributed as dist
+from mpi4py import MPI
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from adlcodec.ddp import AdaCompState
+
+comm = MPI.COMM_WORLD
+rank, world = comm.Get_rank(), comm.Get_size()
+port = comm.bcast(int(sys.argv[1]) if rank == 0 else None, root=0)
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+torch.manual_seed(0)
+ddp = DDP(nn.Linear(600, 4))  # no buffers: nothing but the hook talks after the first step
+state = AdaCompState(start_iter=1, transport="mpi", timeout=2.0, overlap=sys.argv[2] == "1").attach(ddp)
+for step in range(6):
+    if step == 3 and rank == 2:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        ddp(torch.randn(4, 600)).sum().backward()
+    except Exception as exc:  # DDP hands a hook's error on as RuntimeError when it came through a future
+        print(f"rank {rank} after {time.monotonic() - t0:.1f} s: {exc}", flush=True)
+        time.sleep(2)  # let the other live rank report too
+        comm.Abort(3)
+'''
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_mpi_hook_times_out_on_a_frozen_rank_naming_it(tmp_path, overlap):
+    script = tmp_path / "hook.py"
+    script.write_text(_MPI_HOOK_SCRIPT)
+    proc = _hermetic([*MPIRUN, "-np", "3", sys.executable, str(script), "29500", str(int(overlap))], timeout=200)
+    assert proc.returncode != 0
+    for rank in (0, 1):
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"rank {rank} after")]
+        assert line and "did not complete within 2 s" in line[0] and "rank(s) [2] did not answer" in line[0], \
+            proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert float(line[0].split()[3]) < 2 + 10 + 5  # the timeout, the heartbeat's grace, slack for load

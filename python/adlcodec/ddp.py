@@ -860,14 +860,19 @@ def _mpi_wait(state: AdaCompState, request, what: str, comm=None) -> None:
         now = time.perf_counter()
         if now > deadline:
             # the request never completes now; cancelling a collective is not allowed, so it is left behind
-            _raise_timeout(state, what, _mpi_probe(state, comm or state._channel()), None)
+            # the rendezvous store of torch.distributed (DDP needs it) is where every live rank reports, whichever
+            # collective, the hook's or DDP's, it gave up in; without one, a point-to-point heartbeat over MPI
+            missing = unresponsive_ranks(state.iter, _probe_grace(state), state.process_group)
+            if missing is None:
+                missing = _mpi_probe(state, comm or state._channel())
+            _raise_timeout(state, what, missing, None)
         if now - start > _MPI_SPIN_S:
             time.sleep(_MPI_POLL_S)
 
 
 def _probe_grace(state) -> float:
     # the other live ranks time out a little later if they entered the collective later: wait for them
-    return min(state.timeout, 10.0)
+    return min(max(state.timeout, 5.0), 10.0)
 
 
 def unresponsive_ranks(iteration: int, grace: float = 10.0, group=None) -> list[int] | None:

@@ -453,7 +453,7 @@ def _name_the_silent(exc: RuntimeError, config) -> None:
     text = str(exc)
     if _PROGRESS["step"] is None or "timed out" not in text.lower() or "did not answer" in text:
         return
-    missing = unresponsive_ranks(_PROGRESS["step"], min(config.timeout or 10.0, 10.0))
+    missing = unresponsive_ranks(_PROGRESS["step"], min(max(config.timeout or 10.0, 5.0), 10.0))
     if missing:
         import torch.distributed as dist
 
