@@ -87,6 +87,8 @@ class TrainConfig:
     fail_rank: int = 1
     fail_mode: str = "exit"  # how the failing rank fails: "exit" (code 17), "kill" (SIGKILL), "stop" (SIGSTOP)
     timeout: float | None = None  # seconds any collective may take (None: the hook's default, gloo's own)
+    dask_scheduler: str | None = None  # run the ranks as tasks on this Dask cluster (adlcodec.dask)
+    max_restarts: int = 0  # with dask_scheduler: restarts of every rank from the latest checkpoint
     bucket_cap_mb: float | None = None
     hidden: int | None = None  # units of the first linear layer (None: the model's default)
     timing_warmup: int = 3
@@ -177,6 +179,13 @@ def run(config: TrainConfig) -> dict | None:
     """Train under whichever launcher started us; returns rank 0's results (else None)."""
     config.validate()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if config.dask_scheduler:
+        from distributed import Client
+
+        from .dask import train_on_dask
+
+        with Client(config.dask_scheduler) as client:
+            return train_on_dask(client, config, max_restarts=config.max_restarts)
     launcher = detect_launcher()
     if launcher == "spawn":
         return _spawn(config)
@@ -303,7 +312,7 @@ RESUME_SAFE = frozenset({
     "ranks", "epochs", "bits", "bin_size", "start_iter", "on_nonfinite", "transport", "exchange", "overlap",
     "link_mbps", "max_comm_ms", "budget_interval", "budget_first_window", "max_steps", "eval_subset", "eval_every",
     "eval_last", "out", "checkpoint_dir", "checkpoint_every", "fail_at_step", "fail_rank", "bucket_cap_mb",
-    "timing_warmup", "iface", "progress", "master_addr", "timeout",
+    "timing_warmup", "iface", "progress", "master_addr", "timeout", "dask_scheduler", "max_restarts",
 })
 
 
@@ -450,15 +459,17 @@ def _name_the_silent(exc: RuntimeError, config) -> None:
     timed out: find the ranks that did not answer, as the hook does for its own, and say so."""
     from .ddp import CollectiveTimeoutError, unresponsive_ranks
 
-    text = str(exc)
-    if _PROGRESS["step"] is None or "timed out" not in text.lower() or "did not answer" in text:
+    text = str(exc).lower()
+    lost = "connection reset" in text or "connection closed" in text  # gloo, when a peer died
+    if _PROGRESS["step"] is None or not ("timed out" in text or lost) or "did not answer" in text:
         return
     missing = unresponsive_ranks(_PROGRESS["step"], min(max(config.timeout or 10.0, 5.0), 10.0))
     if missing:
         import torch.distributed as dist
 
         raise CollectiveTimeoutError(
-            f"adlcodec train: a collective of step {_PROGRESS['step']} timed out on rank {dist.get_rank()}: "
+            f"adlcodec train: a collective of step {_PROGRESS['step']} "
+            f"{'lost its connection' if lost else 'timed out'} on rank {dist.get_rank()}: "
             f"rank(s) {missing} did not answer (frozen, dead or cut off); --timeout sets the limit", missing) from exc
 
 
@@ -846,6 +857,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-at-step", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--fail-rank", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--fail-mode", choices=FAIL_MODES, default="exit", help=argparse.SUPPRESS)
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="run one rank per worker of this Dask cluster (pip install 'adlcodec[dask]')")
+    p.add_argument("--max-restarts", type=int, default=0,
+                   help="with --dask-scheduler: restart every rank from the latest checkpoint up to N times")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds any collective may take before every live rank fails naming the rank(s) that did "
                         "not answer (default: 300 for the adacomp hook's collectives, gloo's 30 min for others)")
