@@ -430,7 +430,9 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
     # every collective of the job (DDP's, the loop's, the hook's) then fails within the timeout
     limit = {} if config.timeout is None else dict(timeout=timedelta(seconds=config.timeout))
-    if init_method == "env://" and restart is not None:
+    if init_method is None:  # the launcher (Ray Train) has made the process group and will destroy it
+        pass
+    elif init_method == "env://" and restart is not None:
         # torchrun keeps its store across restarts: without a per-attempt prefix a restarted rank can
         # read the dead rank's gloo address from the previous attempt and fail with "connection refused".
         agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
@@ -448,7 +450,8 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     finally:
         # Dropping DDP objects before tearing down gloo avoids a rare abort at exit.
         gc.collect()
-        dist.destroy_process_group()
+        if init_method is not None:
+            dist.destroy_process_group()
 
 
 _PROGRESS: dict = {"step": None}
