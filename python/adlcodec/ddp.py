@@ -58,6 +58,13 @@ Design decisions (documented here because they are part of the contract):
 * **Exchange time.** Each bucket first all-gathers the message sizes, which also waits for the slowest rank
   to finish its backward pass (``sync_s``), then the messages themselves (``exchange_s``).  The deadline is
   about ``exchange_s``: no codec setting can shorten the wait for another rank's computation.
+* **Timeouts.** Every collective of the hook waits at most ``timeout`` seconds (gloo: ``work.wait`` with a
+  deadline; MPI: nonblocking collectives polled against it).  Then every live rank reports in the job's
+  rendezvous store and :class:`CollectiveTimeoutError` names the ranks that did not (:func:`unresponsive_ranks`).
+* **Checkpoints.** :meth:`AdaCompState.attach` gives the state the parameter names; ``state_dict()`` /
+  ``load_state_dict()`` keep residuals by name in plain tensors (``weights_only``-loadable), and
+  :func:`redistribute` re-cuts them for another world size without losing residual mass.  A parameter without
+  a gradient in a step (attached state) sends nothing and keeps its residual.
 * **Non-finite gradients.** Each rank checks its bucket before compressing and
   flags it in its message, so all ranks learn the same fact at the same time.
   Residuals are only committed after the exchange, and never when any rank
