@@ -536,3 +536,41 @@ def test_ray_torch_trainer_restarts_after_a_failed_rank_and_ends_bit_identical(t
     assert (tmp_path / "ck" / "failed-once").read_text().startswith(f"{step} ")
     assert r["launcher"] == "ray" and r["resumed_from"] == 4 and r["replicas_identical"]
     assert r["state_digest"] == reference["state_digest"]
+
+
+def _owner_slices_move(rank, world, steps, switch_at):
+    """Reduce-scatter on a Linear layer; at ``switch_at`` the bin size changes, so every owned slice moves."""
+    torch.manual_seed(0)
+    model = nn.Linear(700, 4)
+    ddp = DDP(model)
+    state = AdaCompState(bits=1, start_iter=1, exchange="reduce_scatter").attach(ddp, register=False)
+    local = []
+
+    def keep_local(st, bucket):
+        for p, g in zip(bucket.parameters(), bucket.gradients()):
+            if p is model.weight:
+                local.append(g.detach().clone().reshape(-1).double())
+        return adacomp_hook(st, bucket)
+
+    ddp.register_comm_hook(state, keep_local)
+    applied = []
+    for step in range(steps):
+        if step == switch_at:
+            state.bin_size = 100  # the budget changes bin sizes the same way, on every rank at once
+        ddp.zero_grad()
+        g = torch.Generator().manual_seed(77 + 10 * rank + step)
+        nn.functional.mse_loss(ddp(torch.randn(8, 700, generator=g)), torch.ones(8, 4)).backward()
+        applied.append(model.weight.grad.reshape(-1).double().clone())
+    sd = state.state_dict()
+    return dict(local=local, applied=applied, held=_held(sd)["weight"],
+                slices=[(e["lo"], e["hi"]) for e in sd["owner_residuals"].values()])
+
+
+def test_an_owner_residual_whose_slice_moves_is_folded_not_dropped():
+    world = 3
+    results = run_ranks(_owner_slices_move, world, 6, 3)
+    assert results[0]["slices"] != [(0, 1000)] and all(lo % 100 == 0 for r in results for lo, _ in r["slices"])
+    sent = sum(sum(r["local"]) for r in results)
+    applied = world * sum(results[0]["applied"][1:]) + results[0]["applied"][0] * world  # step 0: warm-up
+    held = sum(r["held"] for r in results)
+    np.testing.assert_allclose((applied + held).numpy(), sent.numpy(), rtol=1e-4, atol=1e-5)

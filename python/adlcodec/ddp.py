@@ -1464,7 +1464,7 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
 
     # Stage 2, on the owner: the rank-ordered sum of its slices, re-compressed with its own residual.
     owned: list[np.ndarray] = []
-    owner_trials: list[tuple[int, np.ndarray, np.ndarray] | None] = []
+    owner_trials: list[tuple | None] = []
     finite = True
     per_rank_parts = [_parts(m, len(layout), 0) for m in received]
     for i, ((_, shape), (ordinal, _, _), setting) in enumerate(zip(job.slots, layout, settings)):
@@ -1489,13 +1489,13 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
             owned.append(total.view(np.uint8) if setting is None else np.zeros(0, np.uint8))
             owner_trials.append(None)
             continue
-        res = _owner_residual(state, ordinal, world, rank, lo, hi)
+        res, stale = _owner_residual(state, ordinal, world, rank, lo, hi)
         encoded = _encode(state, total, res, setting, ordinal, state._owner_spare)
         if encoded is None:  # the sum overflowed
             finite = False
             break
         owned.append(encoded[0])
-        owner_trials.append((ordinal, res, encoded[1]))
+        owner_trials.append((i, ordinal, res, encoded[1], lo, hi, stale))
     if not finite:
         owned, owner_trials = [], []
     message = np.concatenate([np.frombuffer(_RS_HEADER.pack(0 if finite else _FLAG_NONFINITE, len(owned))
@@ -1531,25 +1531,27 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
     _commit(state._spare, layout, residuals, trials)
     for entry in owner_trials:
         if entry is not None:
-            ordinal, res, trial = entry
+            i, ordinal, res, trial, lo, hi, stale = entry
             state._owner_spare[ordinal] = res
-            state.owner_residuals[ordinal] = (world, rank, *state.owner_residuals[ordinal][2:4], trial)
+            state.owner_residuals[ordinal] = (world, rank, lo, hi, trial)
+            if stale is not None:
+                # the owned slice moved (the bin size changed): the old owner residual holds mass of the
+                # rank-summed gradient, as this rank's own residual does, so it goes there and is sent again
+                residuals[i][stale[2] : stale[3]] += stale[4]
     totals["a2a_s"] += t_a2a - synced
     _count_times(state, job, t0, t1, t2)
     return buffer
 
 
-def _owner_residual(state, ordinal, world, rank, lo, hi) -> np.ndarray:
-    """This rank's stage-2 residual of tensor ``ordinal``'s slice ``[lo, hi)``, zero when new or when the
-    world or the slice changed (a different world sums different slices)."""
+def _owner_residual(state, ordinal, world, rank, lo, hi) -> tuple[np.ndarray, tuple | None]:
+    """This rank's stage-2 residual of tensor ``ordinal``'s slice ``[lo, hi)`` and, when the slice changed
+    (another bin size; a different world sums different slices), the old entry, whose mass the commit folds
+    into this rank's own residual of the tensor; the new residual then starts at zero."""
     entry = state.owner_residuals.get(ordinal)
-    if entry is None or entry[:4] != (world, rank, lo, hi):
-        if entry is not None and np.any(entry[4]):
-            logger.warning("adlcodec: world or slice of tensor %d changed; its owner residual starts at zero",
-                           ordinal)
-        entry = (world, rank, lo, hi, np.zeros(hi - lo, np.float32))
-        state.owner_residuals[ordinal] = entry
-    return entry[4]
+    if entry is not None and entry[:4] == (world, rank, lo, hi):
+        return entry[4], None
+    stale = entry if entry is not None and np.any(entry[4]) else None
+    return np.zeros(hi - lo, np.float32), stale
 
 
 def _signed64(value: int) -> int:
