@@ -462,6 +462,15 @@ def _name_the_silent(exc: RuntimeError, config) -> None:
     timed out: find the ranks that did not answer, as the hook does for its own, and say so."""
     from .ddp import CollectiveTimeoutError, unresponsive_ranks
 
+    import re
+
+    from .ddp import CollectiveTimeoutError as _Timeout
+
+    if isinstance(exc, _Timeout):
+        return
+    named = re.search(r"adlcodec: the hook's .*? sets the limit", str(exc))
+    if named:  # the hook's own error, handed on by DDP's future inside a RuntimeError ("Unable to cast ...")
+        raise _Timeout(named.group(0), None) from exc
     text = str(exc).lower()
     lost = "connection reset" in text or "connection closed" in text  # gloo, when a peer died
     if _PROGRESS["step"] is None or not ("timed out" in text or lost) or "did not answer" in text:
