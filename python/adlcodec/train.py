@@ -299,10 +299,6 @@ def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _ckpt_path(directory: str, step: int, rank: int) -> Path:
-    return Path(directory) / f"step{step:08d}-rank{rank}.pt"
-
-
 # What a resume may change.  Codec, exchange and budget settings only decide how residual mass is sent later
 # (the hook state uses the new ones, AdaCompState.load_state_dict); length, evaluation, logging and launch
 # settings do not touch the training state; the world size is handled by redistributing the residuals.
@@ -312,7 +308,7 @@ RESUME_SAFE = frozenset({
     "ranks", "epochs", "bits", "bin_size", "start_iter", "on_nonfinite", "transport", "exchange", "overlap",
     "link_mbps", "max_comm_ms", "budget_interval", "budget_first_window", "max_steps", "eval_subset", "eval_every",
     "eval_last", "out", "checkpoint_dir", "checkpoint_every", "fail_at_step", "fail_rank", "bucket_cap_mb",
-    "timing_warmup", "iface", "progress", "master_addr", "timeout", "dask_scheduler", "max_restarts",
+    "fail_mode", "timing_warmup", "iface", "progress", "master_addr", "timeout", "dask_scheduler", "max_restarts",
 })
 
 
