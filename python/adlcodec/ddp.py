@@ -58,6 +58,13 @@ Design decisions (documented here because they are part of the contract):
 * **Exchange time.** Each bucket first all-gathers the message sizes, which also waits for the slowest rank
   to finish its backward pass (``sync_s``), then the messages themselves (``exchange_s``).  The deadline is
   about ``exchange_s``: no codec setting can shorten the wait for another rank's computation.
+* **Timeouts.** Every collective of the hook waits at most ``timeout`` seconds (gloo: ``work.wait`` with a
+  deadline; MPI: nonblocking collectives polled against it).  Then every live rank reports in the job's
+  rendezvous store and :class:`CollectiveTimeoutError` names the ranks that did not (:func:`unresponsive_ranks`).
+* **Checkpoints.** :meth:`AdaCompState.attach` gives the state the parameter names; ``state_dict()`` /
+  ``load_state_dict()`` keep residuals by name in plain tensors (``weights_only``-loadable), and
+  :func:`redistribute` re-cuts them for another world size without losing residual mass.  A parameter without
+  a gradient in a step (attached state) sends nothing and keeps its residual.
 * **Non-finite gradients.** Each rank checks its bucket before compressing and
   flags it in its message, so all ranks learn the same fact at the same time.
   Residuals are only committed after the exchange, and never when any rank
@@ -74,8 +81,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -96,6 +105,9 @@ __all__ = [
     "AdaCompState",
     "adacomp_hook",
     "AdaCompConfigError",
+    "CollectiveTimeoutError",
+    "DEFAULT_TIMEOUT_S",
+    "unresponsive_ranks",
     "NonFiniteGradientError",
     "DEFAULT_CONV_BIN",
     "DEFAULT_FC_BIN",
@@ -103,6 +115,8 @@ __all__ = [
     "choose_exchange",
     "estimated_payload_bytes",
     "slice_bounds",
+    "inherited_ranks",
+    "redistribute",
 ]
 
 DEFAULT_CONV_BIN = 50
@@ -114,6 +128,7 @@ _MAGIC = b"ADLX"
 # iteration (or -1) and microseconds
 _HEADER = struct.Struct("<4sHBBIIIIQqI")
 _FLAG_NONFINITE = 1
+_EMPTY = np.zeros(0, np.uint8)  # the part of a tensor that got no gradient on the sending rank
 _PARKED = -1  # residuals key for parameters whose new bucket has not been seen yet
 _POLICIES = ("skip", "raise")
 _EXCHANGE_LOG_LIMIT = 100_000
@@ -134,6 +149,20 @@ class AdaCompConfigError(ValueError):
 
 class NonFiniteGradientError(ValueError):
     """A rank produced a non-finite gradient and ``on_nonfinite='raise'``."""
+
+
+class CollectiveTimeoutError(TimeoutError):
+    """A collective of the hook did not complete within ``AdaCompState.timeout``; ``missing`` lists the
+    ranks that did not answer (``None`` when that could not be found out)."""
+
+    def __init__(self, message: str, missing: list[int] | None):
+        super().__init__(message)
+        self.missing = missing
+
+
+# A stalled peer must not stall the job for gloo's 30 minutes or MPI's forever; 5 minutes is far above any
+# exchange of this hook, even at Pi speeds with large models, and still short next to a training run.
+DEFAULT_TIMEOUT_S = 300.0
 
 
 def _layout_digest(layout) -> int:
@@ -200,6 +229,11 @@ class AdaCompState:
         "_executor",
         "_comm_group",
         "_comm_mpi",
+        "_names",
+        "_used",
+        "_grad_hooks",
+        "timeout",
+        "_seq",
     ]
 
     def __init__(
@@ -217,6 +251,7 @@ class AdaCompState:
         budget_options: dict | None = None,
         exchange: str = "auto",
         overlap: bool = True,
+        timeout: float | timedelta = DEFAULT_TIMEOUT_S,
     ):
         if torch is None:
             raise ImportError("adlcodec.ddp needs torch: pip install 'adlcodec[torch]'")
@@ -242,6 +277,12 @@ class AdaCompState:
             raise ValueError(f"exchange must be one of {EXCHANGES}, got {exchange!r}")
         if not isinstance(overlap, bool):
             raise TypeError(f"overlap must be a bool, got {type(overlap).__name__}")
+        if isinstance(timeout, timedelta):
+            timeout = timeout.total_seconds()
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be seconds (a number) or a timedelta, got {type(timeout).__name__}")
+        if not (np.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout}")
         # Let the codec itself reject an unsupported bits / bin_size now rather
         # than in the middle of a backward pass.
         probe_bin = bin_size or DEFAULT_CONV_BIN
@@ -296,6 +337,13 @@ class AdaCompState:
         self._executor = None
         self._comm_group = None
         self._comm_mpi = None
+        # parameter names in the model's order (ordinal = position), set by attach(); None: not attached
+        self._names: list[str] | None = None
+        # ids of the parameters whose gradient autograd accumulated in the current iteration (attached only)
+        self._used: set[int] = set()
+        self._grad_hooks: list = []
+        self.timeout = float(timeout)
+        self._seq = 0  # collectives this state has started: the same count on every rank
 
     # -- pickling (checkpoints), as PowerSGDState does -------------------------
     def __getstate__(self):
@@ -323,6 +371,11 @@ class AdaCompState:
         self._executor = None
         self._comm_group = None
         self._comm_mpi = None
+        self._names = state.get("_names")
+        self._used = set()
+        self._grad_hooks = []
+        self.timeout = state.get("timeout", DEFAULT_TIMEOUT_S)
+        self._seq = 0
         # the new job's ranks must prove again that they agree
         self._config_checked = False
         self._param_ordinals = {}
@@ -385,6 +438,166 @@ class AdaCompState:
                 link_mbps=self.link_mbps, max_comm_ms=self.max_comm_ms, decisions=0, plan=[], history=[])
         return s
 
+    # -- model, checkpoints -----------------------------------------------------
+    def attach(self, model, register: bool = True) -> "AdaCompState":
+        """Bind the state to ``model`` (a ``DistributedDataParallel`` model or its module) before training.
+
+        The state learns the parameters' names, so :meth:`state_dict` can key residuals by name and
+        :meth:`load_state_dict` can put them back whatever DDP's bucket layout (``bucket_cap_mb``) is; the
+        parameters are numbered in the module's order, not in the order of DDP's first buckets.  It also
+        watches which parameters get a gradient in each iteration: with ``find_unused_parameters=True`` a
+        parameter without one keeps its residual (it sends nothing) instead of draining it into a result
+        DDP throws away.  With a DDP model and ``register=True`` it registers :func:`adacomp_hook` too.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"attach() needs a torch.nn.Module (or its DDP wrapper), got {type(model).__name__}")
+        if self._names is not None:
+            raise ValueError("attach() was already called for this state")
+        if self._param_ordinals:
+            raise ValueError("attach() must come before the first backward pass: the hook has already numbered "
+                             "the parameters")
+        is_ddp = isinstance(model, DistributedDataParallel)
+        named = list((model.module if is_ddp else model).named_parameters())
+        self._names = [name for name, _ in named]
+        for ordinal, (_, p) in enumerate(named):
+            self._param_ordinals[id(p)] = (ordinal, p)
+            if p.requires_grad:
+                self._grad_hooks.append(p.register_post_accumulate_grad_hook(self._mark_used))
+        if register and is_ddp:
+            model.register_comm_hook(self, adacomp_hook)
+        return self
+
+    def _mark_used(self, param) -> None:
+        # autograd runs this when it has accumulated the gradient, before DDP's own hook marks it ready
+        self._used.add(id(param))
+
+    def config(self) -> dict[str, Any]:
+        """The settings of this state as plain values (what :meth:`state_dict` records)."""
+        return dict(bits=self.bits, bin_size=self.bin_size, start_iter=self.start_iter, transport=self.transport,
+                    on_nonfinite=self.on_nonfinite, exchange=self.exchange, overlap=self.overlap,
+                    link_mbps=self.link_mbps, max_comm_ms=self.max_comm_ms, budget_interval=self.budget_interval,
+                    budget_options=dict(self.budget_options), timeout=self.timeout)
+
+    def state_dict(self) -> dict[str, Any]:
+        """This rank's state as plain tensors, numbers, strings, lists and dicts (``torch.load`` reads it with
+        ``weights_only=True``): world size and rank, configuration, iteration, residuals by parameter name,
+        the reduce-scatter's owner residuals, statistics and the bandwidth budget's controller.  Needs
+        :meth:`attach`.  Every rank saves its own: residuals differ from rank to rank."""
+        names = self._require_names("state_dict")
+        rank, world = self._world_if_known()
+        residuals = {}
+        for lay, res in self.residuals.values():
+            for (ordinal, shape, _), r in zip(lay, res):
+                if r is not None:
+                    residuals[names[ordinal]] = torch.from_numpy(r.copy()).reshape(shape)
+        owners = {names[o]: dict(world=e[0], rank=e[1], lo=e[2], hi=e[3], residual=torch.from_numpy(e[4].copy()))
+                  for o, e in self.owner_residuals.items()}
+        return dict(
+            kind=_STATE_DICT_KIND, version=_STATE_DICT_VERSION, format_version=FORMAT_VERSION, world_size=world,
+            rank=rank, iter=self.iter, config=self.config(), parameter_names=list(names), residuals=residuals,
+            owner_residuals=owners, totals=dict(self._totals), last_exchange=list(self._last_exchange),
+            exchange_log=[list(e) for e in self.exchange_log], last_pressure=self._last_pressure,
+            budget=None if self.budget is None else _budget_state(self.budget),
+        )
+
+    def load_state_dict(self, state_dict: dict) -> list[str]:
+        """Restore a :meth:`state_dict` of the same rank of a job of the same world size (for another
+        world size, pass each rank its entry of :func:`redistribute`).  Call after :meth:`attach` and
+        before training.  Residuals are matched to parameters by name.
+
+        This state's own settings (bits, bin size, exchange, transport, budget, ...) stay in force: a
+        residual holds gradient mass element by element, whatever codec setting sends it later, so each of
+        them is safe to change.  What is not safe is refused with a ``ValueError`` before anything changes:
+        another world size or rank, a residual of a parameter the model does not have or of another shape,
+        and a residual of a parameter that the new settings send dense (dense tensors keep no residual, so its
+        mass would be lost).  The reduce-scatter's owner residuals are kept when the world size and the
+        parameters are unchanged and the exchange can still be a reduce-scatter; otherwise each is folded
+        into this rank's residual of its parameter, so no mass is lost.  The bandwidth budget's controller
+        is restored when the budget settings are unchanged and dropped (it starts afresh) otherwise.
+
+        Returns one line per setting that differs from the checkpoint's, saying that the new one is used.
+        """
+        names = self._require_names("load_state_dict")
+        if not isinstance(state_dict, dict) or state_dict.get("kind") != _STATE_DICT_KIND:
+            raise TypeError("load_state_dict() needs a dict made by AdaCompState.state_dict()")
+        if state_dict.get("version") != _STATE_DICT_VERSION:
+            raise ValueError(f"state dict version {state_dict.get('version')} is not {_STATE_DICT_VERSION}")
+        if self.iter or any(res for _, res in self.residuals.values()):
+            raise ValueError("load_state_dict() must come before training starts (this state has run "
+                             f"{self.iter} iterations)")
+        rank, world = self._world_if_known()
+        old_world, old_rank = state_dict["world_size"], state_dict["rank"]
+        if world is not None and old_world is not None and old_world != world:
+            raise ValueError(
+                f"adlcodec: the hook state was saved by a job of {old_world} ranks and this one has {world}; "
+                f"each rank's residuals hold gradient mass not yet applied, so load every old rank's state dict "
+                f"and give rank r the entry r of adlcodec.ddp.redistribute(state_dicts, {world})")
+        if rank is not None and old_rank is not None and old_rank != rank:
+            raise ValueError(f"adlcodec: this is rank {rank}, but the hook state was saved by rank {old_rank}")
+        index = {n: i for i, n in enumerate(names)}
+        unknown = [n for n in state_dict["residuals"] if n not in index]
+        unknown += [n for n in state_dict["owner_residuals"] if n not in index and n not in unknown]
+        if unknown:
+            raise ValueError(f"adlcodec: the checkpoint holds residuals of parameters this model does not have: "
+                             f"{unknown}; their gradient mass has nowhere to go")
+        shapes = {n: tuple(p.shape) for n, (_, p) in zip(names, sorted(
+            self._param_ordinals.values(), key=lambda e: e[0]))}
+        wrong = [f"{n}: {tuple(t.shape)} saved, {shapes[n]} now" for n, t in state_dict["residuals"].items()
+                 if tuple(t.shape) != shapes[n]]
+        if wrong:
+            raise ValueError("adlcodec: residual shapes differ from the model's: " + "; ".join(wrong))
+        keep_owners = (old_world == world and self.exchange != "allgather"
+                       and list(state_dict["parameter_names"]) == names)
+        residuals = {n: t.detach().reshape(-1).numpy().astype(np.float32, copy=True)
+                     for n, t in state_dict["residuals"].items()}
+        owners = {}
+        for n, e in state_dict["owner_residuals"].items():
+            own = e["residual"].detach().reshape(-1).numpy().astype(np.float32, copy=True)
+            if keep_owners:
+                owners[index[n]] = (int(e["world"]), int(e["rank"]), int(e["lo"]), int(e["hi"]), own)
+            else:
+                _fold(residuals, n, shapes[n], int(e["lo"]), int(e["hi"]), own)
+        dense = [n for n, r in residuals.items() if self.bin_for(shapes[n]) is None and np.any(r)]
+        if dense:
+            raise ValueError(f"adlcodec: with bin_size={self.bin_size} the parameters {dense} would travel dense, "
+                             "which keeps no residual: the mass their residuals hold would be lost; resume with a "
+                             "bin size no larger than these tensors")
+        changes = [f"{k}: checkpoint {v!r}, using {self.config()[k]!r}" for k, v in state_dict["config"].items()
+                   if k in self.config() and self.config()[k] != v]
+        layout = tuple((index[n], shapes[n], self.bin_for(shapes[n])) for n in residuals)
+        self.residuals = {_PARKED: (layout, list(residuals.values()))} if residuals else {}
+        self.owner_residuals = owners
+        self.iter = int(state_dict["iter"])
+        self._totals.update(state_dict["totals"])
+        self._last_exchange = tuple(state_dict["last_exchange"])
+        self.exchange_log = [tuple(e) for e in state_dict["exchange_log"]]
+        self._last_pressure = state_dict["last_pressure"]
+        budget_keys = ("link_mbps", "max_comm_ms", "budget_interval", "budget_options")
+        same_budget = all(state_dict["config"].get(k) == self.config()[k] for k in budget_keys)
+        self.budget = None
+        if state_dict["budget"] is not None:
+            if same_budget and old_world == world and list(state_dict["parameter_names"]) == names:
+                self.budget = _budget_from_state(state_dict["budget"])
+            else:
+                changes.append("budget: the controller starts afresh (other budget settings, world size or model)")
+        self._config_checked = False
+        for line in changes:
+            logger.warning("adlcodec: resuming with %s", line)
+        return changes
+
+    def _require_names(self, what: str) -> list[str]:
+        if self._names is None:
+            raise ValueError(f"{what}() keys residuals by parameter name: call state.attach(ddp_model) before "
+                             "training")
+        return self._names
+
+    def _world_if_known(self) -> tuple[int | None, int | None]:
+        if self.transport == "torch" and not dist.is_initialized():
+            return None, None
+        return self._world()
+
     # -- internals --------------------------------------------------------------
     def _overlapping(self) -> bool:
         if not self.overlap:
@@ -425,7 +638,8 @@ class AdaCompState:
             if dist.get_world_size(self.process_group) != dist.get_world_size():
                 raise ValueError("adlcodec: overlap=True needs a process group spanning every rank (it makes a "
                                  "group of its own for the exchange thread); pass overlap=False")
-            self._comm_group = dist.new_group(backend=dist.get_backend(self.process_group))
+            self._comm_group = dist.new_group(backend=dist.get_backend(self.process_group),
+                                              timeout=timedelta(seconds=self.timeout))
         return self._comm_group
 
     def _world(self) -> tuple[int, int]:
@@ -455,7 +669,100 @@ _FINGERPRINT_NAMES = (
     "link_kbps", "max_comm_us", "budget_interval", "budget_options", "exchange", "overlap",
 )
 _UNPICKLED = ("process_group", "mpi_comm", "_param_ordinals", "_spare", "_owner_spare", "_executor", "_comm_group",
-              "_comm_mpi")
+              "_comm_mpi", "_used", "_grad_hooks")
+
+
+_STATE_DICT_KIND = "adlcodec.AdaCompState"
+_STATE_DICT_VERSION = 1
+
+
+def _fold(residuals: dict, name: str, shape, lo: int, hi: int, values: np.ndarray) -> None:
+    """Add ``values`` to elements ``[lo, hi)`` of the residual of ``name`` (created at zero if absent)."""
+    target = residuals.get(name)
+    if target is None:
+        target = residuals[name] = np.zeros(int(np.prod(shape)), np.float32)
+    target[lo:hi] += values
+
+
+def _budget_state(budget: BandwidthBudget) -> dict:
+    state = {k: v for k, v in vars(budget).items() if k != "layers"}
+    state["layers"] = {o: dict(vars(layer)) for o, layer in budget.layers.items()}
+    return state
+
+
+def _budget_from_state(state: dict) -> BandwidthBudget:
+    from .budget import _Layer
+
+    budget = BandwidthBudget.__new__(BandwidthBudget)
+    budget.__setstate__({k: v for k, v in state.items() if k != "layers"})
+    budget.layers = {}
+    for o, fields in state["layers"].items():
+        layer = _Layer.__new__(_Layer)
+        vars(layer).update(fields)
+        budget.layers[o] = layer
+    return budget
+
+
+def inherited_ranks(old_world: int, world: int, rank: int) -> list[int]:
+    """The ranks of a job of ``old_world`` ranks whose residuals rank ``rank`` of a job of ``world`` ranks
+    takes over in :func:`redistribute`: ``rank``, ``rank + world``, ``rank + 2·world``, ..."""
+    return list(range(rank, old_world, world))
+
+
+def redistribute(state_dicts: list[dict], world: int) -> list[dict]:
+    """The state dicts of every rank of a job, re-cut for a job of ``world`` ranks (entry r for rank r).
+
+    The rule, so that no gradient is lost: first each old rank's reduce-scatter owner residuals are
+    folded into its own residual of the same parameter (an owner residual holds mass of the rank-summed
+    gradient, the same unit as a rank's residual); then new rank ``r`` takes the sum, in rank order, of the
+    residuals of old ranks :func:`inherited_ranks` ``(old_world, world, r)``: when shrinking, the departed
+    ranks' residuals are folded into the survivors, when growing, the new ranks start at zero.  The sum of
+    all residuals over ranks is unchanged (up to float32 rounding).  Iteration, configuration, statistics
+    and the exchange log come from old rank 0; the bandwidth budget's controller modelled the old world
+    and starts afresh."""
+    if isinstance(world, bool) or not isinstance(world, int) or world < 1:
+        raise ValueError(f"world must be an int >= 1, got {world!r}")
+    if not isinstance(state_dicts, (list, tuple)) or not state_dicts:
+        raise ValueError("redistribute() needs the list of every old rank's state dict")
+    for sd in state_dicts:
+        if not isinstance(sd, dict) or sd.get("kind") != _STATE_DICT_KIND:
+            raise TypeError("redistribute() needs dicts made by AdaCompState.state_dict()")
+    old_world = state_dicts[0]["world_size"]
+    ranks = sorted(sd["rank"] for sd in state_dicts)
+    if old_world is None or ranks != list(range(old_world)) or any(sd["world_size"] != old_world
+                                                                   for sd in state_dicts):
+        raise ValueError(f"redistribute() needs one state dict of each rank 0..{old_world - 1 if old_world else '?'}"
+                         f" of one job; got ranks {ranks} of world sizes "
+                         f"{sorted({sd['world_size'] for sd in state_dicts}, key=str)}")
+    by_rank = sorted(state_dicts, key=lambda sd: sd["rank"])
+    if len({sd["iter"] for sd in by_rank}) != 1 or len({tuple(sd["parameter_names"]) for sd in by_rank}) != 1:
+        raise ValueError("redistribute(): the state dicts come from different iterations or models")
+    folded = []
+    for sd in by_rank:
+        res = {n: t.detach().reshape(-1).numpy().astype(np.float32, copy=True) for n, t in sd["residuals"].items()}
+        shapes = {n: tuple(t.shape) for n, t in sd["residuals"].items()}
+        for n, e in sd["owner_residuals"].items():
+            if n not in res:  # the exchange always keeps a rank's residual beside an owner residual
+                raise ValueError(f"redistribute(): rank {sd['rank']} has an owner residual of {n} but no residual")
+            _fold(res, n, shapes[n], int(e["lo"]), int(e["hi"]), e["residual"].detach().reshape(-1).numpy())
+        folded.append((res, shapes))
+    out = []
+    for r in range(world):
+        total: dict[str, np.ndarray] = {}
+        shapes: dict[str, tuple] = {}
+        for old in inherited_ranks(old_world, world, r):
+            res, old_shapes = folded[old]
+            for n, v in res.items():
+                shapes[n] = old_shapes[n]
+                total[n] = total[n] + v if n in total else v.copy()
+        base = by_rank[0]
+        out.append(dict(
+            base, world_size=world, rank=r, redistributed_from=old_world,
+            residuals={n: torch.from_numpy(v).reshape(shapes[n]) for n, v in total.items()},
+            owner_residuals={}, totals=dict(by_rank[r]["totals"] if r < old_world else base["totals"]),
+            last_exchange=[-1, 0], budget=None if old_world != world else base["budget"],
+        ))
+    return out
 
 
 COMM_THREAD_NAME = "adlcodec-comm"
@@ -480,24 +787,25 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
 
         comm = state._channel()
         sizes = np.zeros(comm.Get_size(), np.int64)
-        comm.Allgather(np.array([message.size], np.int64), sizes)
+        mine = np.array([message.size], np.int64)
+        _mpi_wait(state, comm.Iallgather(mine, sizes), "message sizes")
         synced = time.perf_counter()
         displs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         recv = np.empty(int(sizes.sum()), np.uint8)
-        comm.Allgatherv(message, [recv, sizes, displs, MPI.BYTE])
+        _mpi_wait(state, comm.Iallgatherv(message, [recv, sizes, displs, MPI.BYTE]), "messages")
         return [recv[d : d + n] for d, n in zip(displs, sizes)], synced
     group = state._channel()
     world = dist.get_world_size(group)
     size = torch.tensor([message.size], dtype=torch.int64)
     sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, size, group=group)
+    _torch_wait(state, dist.all_gather(sizes, size, group=group, async_op=True), "message sizes", group)
     sizes = [int(s.item()) for s in sizes]
     synced = time.perf_counter()
     longest = max(sizes)  # > 0: every message carries a header
     padded = torch.zeros(longest, dtype=torch.uint8)
     padded[: message.size] = torch.from_numpy(message)
     received = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
-    dist.all_gather(received, padded, group=group)
+    _torch_wait(state, dist.all_gather(received, padded, group=group, async_op=True), "messages", group)
     return [r.numpy()[:n] for r, n in zip(received, sizes)], synced
 
 
@@ -506,12 +814,12 @@ def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndar
     if state.transport == "mpi":
         comm = state._channel()
         out = np.empty((comm.Get_size(), control.size), np.int64)
-        comm.Allgather(control, out)
+        _mpi_wait(state, comm.Iallgather(control, out), "control vectors")
         return list(out)
     group = state._channel()
     t = torch.from_numpy(control)
     out = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(out, t, group=group)
+    _torch_wait(state, dist.all_gather(out, t, group=group, async_op=True), "control vectors", group)
     return [o.numpy() for o in out]
 
 
@@ -525,22 +833,152 @@ def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: l
 
         sdispls = np.concatenate(([0], np.cumsum(out_sizes)[:-1])).astype(np.int64)
         rdispls = np.concatenate(([0], np.cumsum(incoming)[:-1])).astype(np.int64)
-        state._channel().Alltoallv([send, out_sizes, sdispls, MPI.BYTE], [recv, incoming, rdispls, MPI.BYTE])
+        _mpi_wait(state, state._channel().Ialltoallv([send, out_sizes, sdispls, MPI.BYTE],
+                                                     [recv, incoming, rdispls, MPI.BYTE]), "slices to owners")
     else:
-        dist.all_to_all_single(torch.from_numpy(recv), torch.from_numpy(send), incoming, out_sizes,
-                               group=state._channel())
+        group = state._channel()
+        _torch_wait(state, dist.all_to_all_single(torch.from_numpy(recv), torch.from_numpy(send), incoming, out_sizes,
+                                                  group=group, async_op=True), "slices to owners", group)
     offsets = np.concatenate(([0], np.cumsum(incoming))).astype(np.int64)
     return [recv[offsets[r] : offsets[r + 1]] for r in range(len(incoming))]
 
 
+def _torch_wait(state: AdaCompState, work, what: str, group) -> None:
+    """Wait for a torch.distributed collective at most ``state.timeout`` seconds."""
+    state._seq += 1
+    try:
+        work.wait(timeout=timedelta(seconds=state.timeout))
+    except RuntimeError as exc:  # gloo: "Operation timed out!", or its own timeout on the group
+        if "timed out" not in str(exc).lower():
+            raise
+        _raise_timeout(state, what, unresponsive_ranks(state.iter, _probe_grace(state), group), exc)
+
+
+# Busy-polling a request costs a core (MPI's blocking calls spin too), so after a short spin poll at this
+# interval: two ranks share two cores here, and a Pi has four.
+_MPI_SPIN_S = 2e-3
+_MPI_POLL_S = 2e-4
+
+
+def _mpi_wait(state: AdaCompState, request, what: str, comm=None) -> None:
+    """Complete a nonblocking MPI collective, polling against ``state.timeout``."""
+    state._seq += 1
+    start = time.perf_counter()
+    deadline = start + state.timeout
+    while not request.Test():
+        now = time.perf_counter()
+        if now > deadline:
+            # the request never completes now; cancelling a collective is not allowed, so it is left behind
+            # the rendezvous store of torch.distributed (DDP needs it) is where every live rank reports, whichever
+            # collective, the hook's or DDP's, it gave up in; without one, a point-to-point heartbeat over MPI
+            missing = unresponsive_ranks(state.iter, _probe_grace(state), state.process_group)
+            if missing is None:
+                missing = _mpi_probe(state, comm or state._channel())
+            _raise_timeout(state, what, missing, None)
+        if now - start > _MPI_SPIN_S:
+            time.sleep(_MPI_POLL_S)
+
+
+def _probe_grace(state) -> float:
+    # the other live ranks time out a little later if they entered the collective later: wait for them
+    return min(max(state.timeout, 5.0), 10.0)
+
+
+def unresponsive_ranks(iteration: int, grace: float = 10.0, group=None) -> list[int] | None:
+    """After a collective of ``iteration`` timed out: the ranks (global numbers) of ``group`` that do not
+    report within ``grace`` seconds that they are still alive.  Every live rank that gives up in the same
+    iteration calls this (the hook does; so does ``adlcodec train`` for a collective outside the hook, such
+    as DDP's buffer broadcast), and sets a key in the job's rendezvous store; the ranks whose key does not
+    appear are the frozen, dead or cut-off ones.  ``None`` when there is no store to ask."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        ranks = dist.get_process_group_ranks(group) if group is not None else list(range(dist.get_world_size()))
+        me = dist.get_rank()
+    except (RuntimeError, ValueError, AttributeError):
+        return None
+    prefix = f"adlcodec/alive/{iteration}"
+    result: list = []
+
+    def probe():
+        store.set(f"{prefix}/{me}", "1")
+        deadline = time.monotonic() + grace
+        while True:
+            missing = [r for r in ranks if not store.check([f"{prefix}/{r}"])]
+            if not missing or time.monotonic() > deadline:
+                result.append(missing)
+                return
+            time.sleep(0.05)
+
+    # the store lives in one of the processes (rank 0's, unless torchrun's agent hosts it): if that one is
+    # frozen, store calls block too, so the probe runs on a thread that is given up on
+    thread = threading.Thread(target=probe, daemon=True, name="adlcodec-probe")
+    thread.start()
+    thread.join(grace + 5.0)
+    if not result:
+        return [ranks[0]]  # the store did not answer: its host, rank 0 of the job, is the one frozen
+    return result[0]
+
+
+_PROBE_TAG = 0x5AD0
+
+
+def _mpi_probe(state, comm) -> list[int]:
+    """Ranks of ``comm`` whose point-to-point heartbeat does not arrive within a grace period (a rank that
+    waits in the same collective sends one to every other rank when its own wait times out)."""
+    me, world = comm.Get_rank(), comm.Get_size()
+    tag = _PROBE_TAG + state.iter % 1000
+    beat = np.array([state.iter], np.int64)
+    inbox = {r: np.zeros(1, np.int64) for r in range(world) if r != me}
+    sends = [comm.Isend(beat, dest=r, tag=tag) for r in inbox]
+    recvs = {r: comm.Irecv(buf, source=r, tag=tag) for r, buf in inbox.items()}
+    deadline = time.monotonic() + _probe_grace(state)
+    pending = set(recvs)
+    while pending and time.monotonic() < deadline:
+        pending = {r for r in pending if not recvs[r].Test()}
+        time.sleep(0.01)
+    del sends  # to a frozen rank they never complete; the job is about to fail anyway
+    return sorted(pending)
+
+
+def _raise_timeout(state, what: str, missing: list[int] | None, cause) -> None:
+    rank = dist.get_rank() if state.transport == "torch" else state.mpi_comm.Get_rank()
+    if missing:
+        who = f"rank(s) {missing} did not answer"
+    elif missing is None:
+        who = "which rank did not answer could not be found out"
+    else:
+        who = "every rank answered the heartbeat afterwards: a rank was late rather than gone"
+    raise CollectiveTimeoutError(
+        f"adlcodec: the hook's {what} exchange (iteration {state.iter}) did not complete within "
+        f"{state.timeout:g} s on rank {rank}: {who} (frozen, dead or cut off); AdaCompState(timeout=...) / "
+        f"adlcodec train --timeout sets the limit", missing) from cause
+
+
+def _check_mpi_world(state: AdaCompState) -> None:
+    """MPI's world must be torch's: started outside mpirun (torchrun, Ray workers) every process is a
+    one-process MPI world, and the ranks would train apart without a word."""
+    mpi = (state.mpi_comm.Get_rank(), state.mpi_comm.Get_size())
+    torch_ = (dist.get_rank(state.process_group), dist.get_world_size(state.process_group))
+    if mpi != torch_:
+        raise AdaCompConfigError(
+            f"adlcodec: transport='mpi', but the MPI communicator has {mpi[1]} process(es) and this is its rank "
+            f"{mpi[0]}, while torch.distributed has {torch_[1]} ranks and this is rank {torch_[0]}: start the "
+            "ranks with mpirun (one MPI process per torch rank, in the same order), or use transport='torch'")
+
+
 def _check_config(state: AdaCompState) -> None:
+    if state.transport == "mpi":
+        _check_mpi_world(state)
     mine = np.array(state._fingerprint(), np.int64)
     if state.transport == "mpi":
-        everyone = state.mpi_comm.allgather(mine.tolist())
+        gathered = np.empty((state.mpi_comm.Get_size(), mine.size), np.int64)
+        _mpi_wait(state, state.mpi_comm.Iallgather(mine, gathered), "configuration", state.mpi_comm)
+        everyone = gathered.tolist()
     else:
         t = torch.from_numpy(mine)
         out = [torch.zeros_like(t) for _ in range(dist.get_world_size(state.process_group))]
-        dist.all_gather(out, t, group=state.process_group)
+        _torch_wait(state, dist.all_gather(out, t, group=state.process_group, async_op=True), "configuration",
+                    state.process_group)
         everyone = [o.tolist() for o in out]
     bad = [
         f"{name}: " + ", ".join(f"rank {r}={fp[i]}" for r, fp in enumerate(everyone))
@@ -633,15 +1071,18 @@ class _Job:
     """What one bucket's exchange needs, read from the GradBucket while the hook runs (the bucket object
     itself is not used after the hook has returned)."""
 
-    __slots__ = ("index", "is_last", "buffer", "slots", "ordinals", "called_at")
+    __slots__ = ("index", "is_last", "buffer", "slots", "ordinals", "called_at", "unused")
 
-    def __init__(self, bucket, buffer, ordinals):
+    def __init__(self, bucket, buffer, ordinals, unused=frozenset()):
         self.index = bucket.index()
         self.is_last = bucket.is_last()
         self.buffer = buffer
         self.slots = _grad_slots(bucket, buffer)
         self.ordinals = ordinals
         self.called_at = time.perf_counter()
+        # positions of the tensors that got no gradient on this rank this iteration: they send an empty part
+        # and keep their residual (DDP zero-fills their slot, and drops the result where no rank used them)
+        self.unused = unused
 
 
 def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Tensor]":
@@ -663,7 +1104,9 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
     if state.iter < state.start_iter:
         try:
             t0 = time.perf_counter()
-            dist.all_reduce(buffer, group=state.process_group)  # in place, as DDP's default hook
+            # in place, as DDP's default hook
+            _torch_wait(state, dist.all_reduce(buffer, group=state.process_group, async_op=True),
+                        "warm-up allreduce", state.process_group)
             buffer.div_(world)
             totals["warmup_s"] += time.perf_counter() - t0
             totals["dense_bytes"] += 4 * buffer.numel()
@@ -672,7 +1115,10 @@ def adacomp_hook(state: AdaCompState, bucket) -> "torch.futures.Future[torch.Ten
         finally:
             if bucket.is_last():
                 _end_step(state, time.perf_counter())
-    job = _Job(bucket, buffer, ordinals)
+    unused = frozenset()
+    if state._names is not None:
+        unused = frozenset(i for i, p in enumerate(bucket.parameters()) if id(p) not in state._used)
+    job = _Job(bucket, buffer, ordinals, unused)
     overlapping = state._overlapping()
     if overlapping:
         state._channel()  # made here, on every rank at the same call, never from the communication thread
@@ -717,6 +1163,7 @@ def _end_step(state, backward_done: float) -> None:
             if state.budget is not None and state.budget.step_bytes > 0:
                 state.budget.end_step(state.iter)
     state._exchange_s_this_iter = 0.0
+    state._used.clear()  # DDP starts no backward of the next iteration before this one's last bucket is done
     state.iter += 1
     totals["steps"] += 1
     state._iter_open = False
@@ -861,8 +1308,12 @@ def _allgather(state, job, layout, settings, residuals, rank, world, t0):
     parts: list[np.ndarray] = []
     trials: list[np.ndarray | None] = []
     finite = True
-    for (off, shape), (ordinal, _, _), setting, res in zip(job.slots, layout, settings, residuals):
+    for i, ((off, shape), (ordinal, _, _), setting, res) in enumerate(zip(job.slots, layout, settings, residuals)):
         grad = flat[off : off + int(np.prod(shape))]
+        if i in job.unused:
+            parts.append(_EMPTY)
+            trials.append(None)
+            continue
         if setting is None:
             if not np.isfinite(grad).all():
                 finite = False
@@ -903,6 +1354,8 @@ def _allgather(state, job, layout, settings, residuals, rank, world, t0):
     for m, h in zip(messages, headers):  # rank order: every rank sums in the same sequence
         for (off, shape), (_, _, bin_size), chunk in zip(job.slots, layout, _parts(m, h[7], _HEADER.size)):
             target = out[off : off + int(np.prod(shape))]
+            if chunk.size == 0:  # the sender had no gradient for it
+                continue
             if bin_size is None:
                 target += chunk.view(np.float32)  # numpy copes with an unaligned view
             else:
@@ -913,7 +1366,7 @@ def _allgather(state, job, layout, settings, residuals, rank, world, t0):
         figures = {i: [0.0, 0.0] for i, s in enumerate(settings) if s is not None}
         for m, h in zip(messages, headers):
             for i, chunk in enumerate(_parts(m, h[7], _HEADER.size)):
-                if i in figures:
+                if i in figures and chunk.size:
                     figures[i][0] += inspect(chunk)["selected"]
                     figures[i][1] += chunk.size
         _observe(state, index, layout, settings, figures, float(sum(m.size for m in messages)), world - 1)
@@ -962,6 +1415,11 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
     for i, ((off, shape), (ordinal, _, _), setting, res) in enumerate(zip(job.slots, layout, settings, residuals)):
         grad = flat[off : off + int(np.prod(shape))]
         b = bounds[i]
+        if i in job.unused:
+            for j in range(world):
+                to_owner[j].append(_EMPTY)
+            trials.append(None)
+            continue
         if setting is None:
             if not np.isfinite(grad).all():
                 finite = False
@@ -1012,17 +1470,24 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
 
     # Stage 2, on the owner: the rank-ordered sum of its slices, re-compressed with its own residual.
     owned: list[np.ndarray] = []
-    owner_trials: list[tuple[int, np.ndarray, np.ndarray] | None] = []
+    owner_trials: list[tuple | None] = []
     finite = True
     per_rank_parts = [_parts(m, len(layout), 0) for m in received]
     for i, ((_, shape), (ordinal, _, _), setting) in enumerate(zip(job.slots, layout, settings)):
         lo, hi = bounds[i][rank], bounds[i][rank + 1]
         total = np.zeros(hi - lo, np.float32)
         for parts in per_rank_parts:  # rank order
+            if parts[i].size == 0:  # nothing of this slice, or the sender had no gradient for it
+                continue
             if setting is None:
                 total += parts[i].view(np.float32)
-            elif hi > lo:
+            else:
                 decompress(parts[i], out=total, accumulate=True)
+        if hi > lo and all(parts[i].size == 0 for parts in per_rank_parts):
+            # no rank had a gradient for it: DDP drops the result, so the owner's residual stays as it is
+            owned.append(_EMPTY)
+            owner_trials.append(None)
+            continue
         if setting is None or hi == lo:
             if not np.isfinite(total).all():
                 finite = False
@@ -1030,13 +1495,13 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
             owned.append(total.view(np.uint8) if setting is None else np.zeros(0, np.uint8))
             owner_trials.append(None)
             continue
-        res = _owner_residual(state, ordinal, world, rank, lo, hi)
+        res, stale = _owner_residual(state, ordinal, world, rank, lo, hi)
         encoded = _encode(total, res, setting, ordinal, state._owner_spare)
         if encoded is None:  # the sum overflowed
             finite = False
             break
         owned.append(encoded[0])
-        owner_trials.append((ordinal, res, encoded[1]))
+        owner_trials.append((i, ordinal, res, encoded[1], lo, hi, stale))
     if not finite:
         owned, owner_trials = [], []
     message = np.concatenate([np.frombuffer(_RS_HEADER.pack(0 if finite else _FLAG_NONFINITE, len(owned))
@@ -1055,9 +1520,11 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
         for (off, shape), setting, b, chunk in zip(job.slots, settings, bounds, _parts(m, len(layout),
                                                                                       _RS_HEADER.size)):
             target = out[off + b[j] : off + b[j + 1]]
+            if chunk.size == 0:
+                continue
             if setting is None:
                 target += chunk.view(np.float32)
-            elif b[j + 1] > b[j]:
+            else:
                 decompress(chunk, out=target, accumulate=True)
     out /= np.float32(world)
     _log_exchange(state, [(int(c[8]), int(c[9])) for c in controls])
@@ -1070,25 +1537,27 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
     _commit(state._spare, layout, residuals, trials)
     for entry in owner_trials:
         if entry is not None:
-            ordinal, res, trial = entry
+            i, ordinal, res, trial, lo, hi, stale = entry
             state._owner_spare[ordinal] = res
-            state.owner_residuals[ordinal] = (world, rank, *state.owner_residuals[ordinal][2:4], trial)
+            state.owner_residuals[ordinal] = (world, rank, lo, hi, trial)
+            if stale is not None:
+                # the owned slice moved (the bin size changed): the old owner residual holds mass of the
+                # rank-summed gradient, as this rank's own residual does, so it goes there and is sent again
+                residuals[i][stale[2] : stale[3]] += stale[4]
     totals["a2a_s"] += t_a2a - synced
     _count_times(state, job, t0, t1, t2)
     return buffer
 
 
-def _owner_residual(state, ordinal, world, rank, lo, hi) -> np.ndarray:
-    """This rank's stage-2 residual of tensor ``ordinal``'s slice ``[lo, hi)``, zero when new or when the
-    world or the slice changed (a different world sums different slices)."""
+def _owner_residual(state, ordinal, world, rank, lo, hi) -> tuple[np.ndarray, tuple | None]:
+    """This rank's stage-2 residual of tensor ``ordinal``'s slice ``[lo, hi)`` and, when the slice changed
+    (another bin size; a different world sums different slices), the old entry, whose mass the commit folds
+    into this rank's own residual of the tensor; the new residual then starts at zero."""
     entry = state.owner_residuals.get(ordinal)
-    if entry is None or entry[:4] != (world, rank, lo, hi):
-        if entry is not None and np.any(entry[4]):
-            logger.warning("adlcodec: world or slice of tensor %d changed; its owner residual starts at zero",
-                           ordinal)
-        entry = (world, rank, lo, hi, np.zeros(hi - lo, np.float32))
-        state.owner_residuals[ordinal] = entry
-    return entry[4]
+    if entry is not None and entry[:4] == (world, rank, lo, hi):
+        return entry[4], None
+    stale = entry if entry is not None and np.any(entry[4]) else None
+    return np.zeros(hi - lo, np.float32), stale
 
 
 def _signed64(value: int) -> int:

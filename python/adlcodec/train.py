@@ -26,8 +26,10 @@ import gc
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
+import signal
 import socket
 import sys
 import time
@@ -44,6 +46,7 @@ OPTIMIZERS = ("sgd", "adam", "adamax", "adagrad", "adadelta", "rmsprop", "adl")
 # error feedback's delayed residual makes it worse (docs/PAPER.md, "Learning rate").
 DEFAULT_LR = dict(sgd=0.002, adl=0.002, adam=1e-3, adamax=2e-3, adagrad=1e-2, adadelta=1.0, rmsprop=1e-3)
 FAIL_EXIT_CODE = 17
+FAIL_MODES = ("exit", "kill", "stop")
 
 
 @dataclass
@@ -82,6 +85,10 @@ class TrainConfig:
     checkpoint_every: int = 0
     fail_at_step: int | None = None
     fail_rank: int = 1
+    fail_mode: str = "exit"  # how the failing rank fails: "exit" (code 17), "kill" (SIGKILL), "stop" (SIGSTOP)
+    timeout: float | None = None  # seconds any collective may take (None: the hook's default, gloo's own)
+    dask_scheduler: str | None = None  # run the ranks as tasks on this Dask cluster (adlcodec.dask)
+    max_restarts: int = 0  # with dask_scheduler: restarts of every rank from the latest checkpoint
     bucket_cap_mb: float | None = None
     hidden: int | None = None  # units of the first linear layer (None: the model's default)
     timing_warmup: int = 3
@@ -143,6 +150,11 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ValueError("checkpoint_every needs checkpoint_dir")
+        if self.fail_mode not in FAIL_MODES:
+            raise ValueError(f"fail_mode must be one of {FAIL_MODES}, got {self.fail_mode!r}")
+        if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and not isinstance(
+                self.timeout, bool) and math.isfinite(self.timeout) and self.timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
         if self.fail_at_step is not None and not self.checkpoint_dir:
             raise ValueError("fail_at_step needs checkpoint_dir (it records that the failure already happened)")
 
@@ -167,6 +179,13 @@ def run(config: TrainConfig) -> dict | None:
     """Train under whichever launcher started us; returns rank 0's results (else None)."""
     config.validate()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if config.dask_scheduler:
+        from distributed import Client
+
+        from .dask import train_on_dask
+
+        with Client(config.dask_scheduler) as client:
+            return train_on_dask(client, config, max_restarts=config.max_restarts)
     launcher = detect_launcher()
     if launcher == "spawn":
         return _spawn(config)
@@ -177,8 +196,20 @@ def run(config: TrainConfig) -> dict | None:
         rank, world = comm.Get_rank(), comm.Get_size()
         addr = os.environ.get("MASTER_ADDR", config.master_addr)
         port = comm.bcast(_free_port(addr) if rank == 0 else None, root=0)
-        return _worker(rank, world, f"tcp://{addr}:{port}", config, launcher)
+        try:
+            return _worker(rank, world, f"tcp://{addr}:{port}", config, launcher)
+        except BaseException:
+            # Left alone, the other ranks would wait in MPI forever (and a frozen one stays frozen): as
+            # ``python -m mpi4py`` does, report and abort the whole job.
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+            comm.Abort(1)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if config.transport == "mpi":
+        raise ValueError(f"transport='mpi' needs ranks started by mpirun, not by {launcher!r}: each process would "
+                         "be an MPI world of its own and the ranks would train apart")
     return _worker(rank, world, "env://", config, launcher)
 
 
@@ -199,10 +230,13 @@ def _spawn(config: TrainConfig) -> dict:
     init = f"tcp://{config.master_addr}:{_free_port(config.master_addr)}"
     with tempfile.TemporaryDirectory() as tmp:
         result_path = os.path.join(tmp, "result.json")
-        mp.start_processes(
+        context = mp.start_processes(
             _spawn_entry, args=(config.ranks, init, config, result_path), nprocs=config.ranks,
-            join=True, start_method="spawn",
+            join=False, start_method="spawn",
         )
+        # when a rank fails the others are terminated; a frozen one ignores SIGTERM, so SIGKILL follows soon
+        while not context.join(grace_period=5):
+            pass
         return json.loads(Path(result_path).read_text())
 
 
@@ -265,21 +299,42 @@ def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
 
 # --------------------------------------------------------------------------- checkpoints
 
+# What a resume may change.  Codec, exchange and budget settings only decide how residual mass is sent later
+# (the hook state uses the new ones, AdaCompState.load_state_dict); length, evaluation, logging and launch
+# settings do not touch the training state; the world size is handled by redistributing the residuals.
+# Everything else is baked into the checkpointed state (model shape, optimizer and scheduler state, data order)
+# and cannot follow a new value, so a resume that changes it is refused.
+RESUME_SAFE = frozenset({
+    "ranks", "epochs", "bits", "bin_size", "start_iter", "on_nonfinite", "transport", "exchange", "overlap",
+    "link_mbps", "max_comm_ms", "budget_interval", "budget_first_window", "max_steps", "eval_subset", "eval_every",
+    "eval_last", "out", "checkpoint_dir", "checkpoint_every", "fail_at_step", "fail_rank", "bucket_cap_mb",
+    "fail_mode", "timing_warmup", "iface", "progress", "master_addr", "timeout", "dask_scheduler", "max_restarts",
+})
+
+
 def _ckpt_path(directory: str, step: int, rank: int) -> Path:
     return Path(directory) / f"step{step:08d}-rank{rank}.pt"
 
 
-def _save_checkpoint(config, rank, step, model, optimizer, hook_state, extra):
+def _save_checkpoint(config, rank, world, step, model, optimizer, hook_state, extra):
     import torch
     import torch.distributed as dist
 
+    if hook_state is None:
+        hook = None
+    elif hasattr(hook_state, "state_dict"):  # adlcodec's: plain tensors and numbers, residuals by name
+        hook = hook_state.state_dict()
+    else:  # PowerSGD's state pickles; its bytes load with weights_only too
+        hook = pickle.dumps(hook_state)
     buf = io.BytesIO()
     torch.save(
         {
             "step": step,
+            "world_size": world,
+            "config": dataclasses.asdict(config),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "hook_state": pickle.dumps(hook_state) if hook_state is not None else None,
+            "hook_state": hook,
             "torch_rng": torch.get_rng_state(),
             "extra": extra,  # scheduler, partial loss window, curves
         },
@@ -299,7 +354,19 @@ def _save_checkpoint(config, rank, step, model, optimizer, hook_state, extra):
     dist.barrier()
 
 
-def _load_checkpoint(config, rank):
+def resume_changes(saved: dict, config) -> tuple[list[str], list[str]]:
+    """(settings a resume may change and does, settings it may not change but does), one line each."""
+    now = dataclasses.asdict(config)
+    safe, unsafe = [], []
+    for name, value in now.items():
+        if name in saved and saved[name] != value:
+            (safe if name in RESUME_SAFE else unsafe).append(f"{name}: checkpoint {saved[name]!r}, now {value!r}")
+    return safe, unsafe
+
+
+def _load_checkpoint(config, rank, world):
+    """This rank's checkpoint (``None`` without one), after checking that the job may resume from it; at
+    another world size its hook state is this rank's share of every old rank's residuals."""
     import torch
 
     if not config.checkpoint_dir:
@@ -308,7 +375,38 @@ def _load_checkpoint(config, rank):
     if not latest.is_file():
         return None
     step = int(latest.read_text())
-    return torch.load(_ckpt_path(config.checkpoint_dir, step, rank), weights_only=False)
+    first = torch.load(_ckpt_path(config.checkpoint_dir, step, 0), weights_only=True)
+    old_world = first.get("world_size")
+    if old_world is None:  # written before checkpoints recorded world size and configuration
+        return torch.load(_ckpt_path(config.checkpoint_dir, step, rank), weights_only=False)
+    safe, unsafe = resume_changes(first["config"], config)
+    if unsafe:
+        raise ValueError(f"cannot resume from {config.checkpoint_dir} (step {step}): these settings are part of "
+                         "the checkpointed training state and must stay as they were: " + "; ".join(unsafe))
+    if old_world != world and config.hook == "powersgd":
+        raise ValueError(f"cannot resume a {old_world}-rank PowerSGD run with {world} ranks: its error-feedback "
+                         "state is per rank and cannot be redistributed (the adacomp hook's can)")
+    own = _ckpt_path(config.checkpoint_dir, step, rank)
+    ckpt = first if rank == 0 else torch.load(own if rank < old_world else _ckpt_path(
+        config.checkpoint_dir, step, 0), weights_only=True)
+    notes = [f"{line} (the new value is used)" for line in safe if not line.startswith("ranks:")]
+    if old_world != world:
+        if rank >= old_world:
+            ckpt = dict(ckpt, torch_rng=None)  # a new rank: its own random stream, seeded from its rank
+        if config.hook == "adacomp":
+            from .ddp import inherited_ranks, redistribute
+
+            hooks = [first["hook_state"]] + [torch.load(_ckpt_path(config.checkpoint_dir, step, r),
+                                                        weights_only=True)["hook_state"] for r in range(1, old_world)]
+            ckpt = dict(ckpt, hook_state=redistribute(hooks, world)[rank])
+            notes.append(f"world size {old_world} -> {world}: rank {rank} takes the residuals of old rank(s) "
+                         f"{inherited_ranks(old_world, world, rank) or 'none (starts at zero)'}")
+        else:
+            notes.append(f"world size {old_world} -> {world}")
+    if rank == 0:
+        for line in notes:
+            print(f"adlcodec train: resuming at step {step}: {line}", flush=True)
+    return dict(ckpt, world_size=old_world)
 
 
 # --------------------------------------------------------------------------- the worker
@@ -326,22 +424,61 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     torch.use_deterministic_algorithms(True)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
-    if init_method == "env://" and restart is not None:
+    # every collective of the job (DDP's, the loop's, the hook's) then fails within the timeout
+    limit = {} if config.timeout is None else dict(timeout=timedelta(seconds=config.timeout))
+    if init_method is None:  # the launcher (Ray Train) has made the process group and will destroy it
+        pass
+    elif init_method == "env://" and restart is not None:
         # torchrun keeps its store across restarts: without a per-attempt prefix a restarted rank can
         # read the dead rank's gloo address from the previous attempt and fail with "connection refused".
         agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
         store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
                               is_master=rank == 0 and not agent_hosts_store, timeout=timedelta(minutes=5))
         dist.init_process_group("gloo", store=dist.PrefixStore(f"adlcodec/attempt-{restart}", store),
-                                rank=rank, world_size=world)
+                                rank=rank, world_size=world, **limit)
     else:
-        dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
+        dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world, **limit)
     try:
         return _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, build_model)
+    except RuntimeError as exc:
+        _name_the_silent(exc, config)
+        raise
     finally:
         # Dropping DDP objects before tearing down gloo avoids a rare abort at exit.
         gc.collect()
-        dist.destroy_process_group()
+        if init_method is not None:
+            dist.destroy_process_group()
+
+
+_PROGRESS: dict = {"step": None}
+
+
+def _name_the_silent(exc: RuntimeError, config) -> None:
+    """A collective outside the hook (DDP's buffer broadcast, the loss allreduce, a checkpoint barrier)
+    timed out: find the ranks that did not answer, as the hook does for its own, and say so."""
+    from .ddp import CollectiveTimeoutError, unresponsive_ranks
+
+    import re
+
+    from .ddp import CollectiveTimeoutError as _Timeout
+
+    if isinstance(exc, _Timeout):
+        return
+    named = re.search(r"adlcodec: the hook's .*? sets the limit", str(exc))
+    if named:  # the hook's own error, handed on by DDP's future inside a RuntimeError ("Unable to cast ...")
+        raise _Timeout(named.group(0), None) from exc
+    text = str(exc).lower()
+    lost = "connection reset" in text or "connection closed" in text  # gloo, when a peer died
+    if _PROGRESS["step"] is None or not ("timed out" in text or lost) or "did not answer" in text:
+        return
+    missing = unresponsive_ranks(_PROGRESS["step"], min(max(config.timeout or 10.0, 5.0), 10.0))
+    if missing:
+        import torch.distributed as dist
+
+        raise CollectiveTimeoutError(
+            f"adlcodec train: a collective of step {_PROGRESS['step']} "
+            f"{'lost its connection' if lost else 'timed out'} on rank {dist.get_rank()}: "
+            f"rank(s) {missing} did not answer (frozen, dead or cut off); --timeout sets the limit", missing) from exc
 
 
 def _build_optimizer(config, params, torch):
@@ -386,7 +523,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
 
     hook_state = None
     if config.hook == "adacomp":
-        from .ddp import AdaCompState, adacomp_hook
+        from .ddp import AdaCompState
 
         hook_state = AdaCompState(
             bin_size=config.bin_size, bits=config.bits, start_iter=config.start_iter,
@@ -395,8 +532,9 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
             budget_options={} if config.budget_first_window is None else dict(
                 first_window=config.budget_first_window),
             exchange=config.exchange, overlap=config.overlap,
+            **({} if config.timeout is None else dict(timeout=config.timeout)),
         )
-        ddp.register_comm_hook(hook_state, adacomp_hook)
+        hook_state.attach(ddp)  # registers adacomp_hook; checkpoints key residuals by parameter name
     elif config.hook == "fp16":
         from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
@@ -411,17 +549,24 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         ddp.register_comm_hook(hook_state, powerSGD_hook.powerSGD_hook)
 
     start_step = 0
-    ckpt = _load_checkpoint(config, rank)
+    resumed_world = None
+    ckpt = _load_checkpoint(config, rank, world)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt["hook_state"] is not None:
+        if ckpt["torch_rng"] is not None:
+            torch.set_rng_state(ckpt["torch_rng"])
+        else:
+            torch.manual_seed(config.seed + 1000 * rank + ckpt["step"])
+        if isinstance(ckpt["hook_state"], dict):
+            hook_state.load_state_dict(ckpt["hook_state"])
+        elif ckpt["hook_state"] is not None:  # PowerSGD, or an adacomp checkpoint of an earlier version
             restored = pickle.loads(ckpt["hook_state"])
             for slot in type(hook_state).__slots__:
                 if slot != "process_group" and hasattr(restored, slot):
                     setattr(hook_state, slot, getattr(restored, slot))
         start_step = ckpt["step"]
+        resumed_world = ckpt.get("world_size")
         extra = ckpt["extra"]
         if scheduler is not None:
             scheduler.load_state_dict(extra["scheduler"])
@@ -429,6 +574,15 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         extra = dict(scheduler=None, window=[], loss_curve=[], lr_curve=[], accuracy_curve=[])
         torch.manual_seed(config.seed + 1000 * rank)  # per-rank dropout masks
 
+    resumed_residual_sum = None
+    if ckpt is not None and config.hook == "adacomp":
+        # the residual mass the job starts from, over all ranks: a resume at another world size must keep it
+        mine = hook_state.state_dict()
+        held = sum(float(t.double().sum()) for t in mine["residuals"].values()) + sum(
+            float(e["residual"].double().sum()) for e in mine["owner_residuals"].values())
+        total = torch.tensor([held], dtype=torch.float64)
+        dist.all_reduce(total)
+        resumed_residual_sum = total.item()
     iface = config.iface or os.environ.get("GLOO_SOCKET_IFNAME", "lo")
     bar = None
     if rank == 0 and config.progress:
@@ -445,11 +599,16 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
     ddp.train()
     epoch_cache = {}
     for step in range(start_step, total_steps):
+        _PROGRESS["step"] = step  # the iteration a timed-out collective belongs to (see _name_the_silent)
         if config.fail_at_step is not None and step == config.fail_at_step and rank == config.fail_rank:
             marker = Path(config.checkpoint_dir) / "failed-once"
             marker.parent.mkdir(parents=True, exist_ok=True)
             if not marker.exists():
-                marker.write_text(str(step))
+                marker.write_text(f"{step} {os.getpid()}")
+                if config.fail_mode == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                elif config.fail_mode == "stop":  # frozen: its sockets stay open, it answers nothing
+                    os.kill(os.getpid(), signal.SIGSTOP)
                 os._exit(FAIL_EXIT_CODE)  # a crash, not a clean exit: no cleanup runs
         epoch, within = divmod(step, steps_per_epoch)
         if epoch not in epoch_cache:
@@ -494,7 +653,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < total_steps:
             if scheduler is not None:
                 extra["scheduler"] = scheduler.state_dict()
-            _save_checkpoint(config, rank, done, model, optimizer, hook_state, extra)
+            _save_checkpoint(config, rank, world, done, model, optimizer, hook_state, extra)
     tx_end = _net_tx_bytes(iface)
     wall = time.perf_counter() - t_run
     if bar is not None:
@@ -538,6 +697,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
     result = dict(
         config=dataclasses.asdict(config), launcher=launcher, world_size=world, params=n_params,
         dataset=train_set.name, steps=total_steps, steps_per_epoch=steps_per_epoch, resumed_from=start_step,
+        resumed_world_size=resumed_world, resumed_residual_sum=resumed_residual_sum,
         skipped_steps=skipped, accuracy=accuracy, loss=test_loss, ratio=ratio, seconds=wall,
         loss_curve=extra["loss_curve"], lr_curve=extra["lr_curve"], accuracy_curve=extra["accuracy_curve"],
         step_time_s=float(np.mean(times)) if times else None,
@@ -704,6 +864,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=0)
     p.add_argument("--fail-at-step", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--fail-rank", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--fail-mode", choices=FAIL_MODES, default="exit", help=argparse.SUPPRESS)
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="run one rank per worker of this Dask cluster (pip install 'adlcodec[dask]')")
+    p.add_argument("--max-restarts", type=int, default=0,
+                   help="with --dask-scheduler: restart every rank from the latest checkpoint up to N times")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds any collective may take before every live rank fails naming the rank(s) that did "
+                        "not answer (default: 300 for the adacomp hook's collectives, gloo's 30 min for others)")
     p.add_argument("--bucket-cap-mb", type=float, default=None)
     p.add_argument("--hidden", type=int, default=None, help="units of the first linear layer (model default 256)")
     p.add_argument("--timing-warmup", type=int, default=d.timing_warmup)
