@@ -409,6 +409,55 @@ def test_torchrun_restarts_after_a_failed_rank_and_ends_bit_identical(tmp_path, 
     assert r["state_digest"] == reference["state_digest"]
 
 
+# Node A starts alone; node B joins (1 -> 2 ranks); B's agent and rank are killed once the pair has
+# checkpointed, the residuals on disk are copied, and A goes on alone (2 -> 1).  torch 2.13's shared rendezvous
+# store does not publish its address again when a node joins a running job, so the joiner waits forever for
+# MASTER_ADDR: TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 is what docs/CLUSTER.md tells torchrun users to set.
+ELASTIC = r"""
+set -u
+cd "$1"
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+RUN=("$2" -m torch.distributed.run --nnodes 1:2 --nproc-per-node 1 --rdzv-backend c10d
+     --rdzv-endpoint 127.0.0.1:29533 --rdzv-id elastic --max-restarts 3 --monitor-interval 0.5 --local-addr 127.0.0.1)
+shift 2
+latest() { [[ -f ck/latest ]] && cat ck/latest || echo 0; }
+"${RUN[@]}" --rdzv-conf is_host=1,last_call_timeout=2,join_timeout=120 "$@" --out a.json > a.log 2>&1 &
+a=$!
+t0=$SECONDS
+until (( $(latest) >= 10 )); do sleep 0.2; (( SECONDS - t0 < 150 )) || exit 3; done
+"${RUN[@]}" --rdzv-conf is_host=0,last_call_timeout=2,join_timeout=120 "$@" --out b.json > b.log 2>&1 &
+b=$!
+until ls ck/*-rank1.pt > /dev/null 2>&1; do sleep 0.2; (( SECONDS - t0 < 300 )) || exit 4; done
+kill -9 $b $(pgrep -P $b)
+# B's rank can no longer pass a checkpoint barrier, so what is on disk now is what A resumes from
+until [[ -f ck/step$(printf %08d $(latest))-rank1.pt ]]; do sleep 0.1; done
+cp -r ck departed
+wait $a
+"""
+
+
+def test_torchrun_elastic_membership_changes_redistribute_the_residual_mass(tmp_path):
+    import json
+
+    # enough steps to outlast B's start-up (torch's import and the rendezvous, seconds on a loaded box)
+    args = [*ARGS, "--max-steps", "2000", "--train-subset", "60000", "--epochs", "2", "--checkpoint-dir", "ck",
+            "--checkpoint-every", "10", "--timeout", "5"]
+    proc = _hermetic(["bash", "-c", ELASTIC, "elastic", str(tmp_path), sys.executable, "-m", "adlcodec.train", *args],
+                     timeout=500)
+    log = (tmp_path / "a.log").read_text()
+    assert proc.returncode == 0, (proc.returncode, log[-3000:])
+    assert "world size 1 -> 2: rank 0 takes the residuals of old rank(s) [0]" in log, log[-3000:]
+    assert "world size 2 -> 1: rank 0 takes the residuals of old rank(s) [0, 1]" in log, log[-3000:]
+    r = json.loads((tmp_path / "a.json").read_text())
+    step = int((tmp_path / "departed" / "latest").read_text())
+    assert r["world_size"] == 1 and r["resumed_world_size"] == 2 and r["resumed_from"] == step
+    assert r["steps"] == 2000 and r["replicas_identical"]
+    mass = sum(float(sum(v.sum() for v in _held(torch.load(tmp_path / "departed" / f"step{step:08d}-rank{k}.pt")
+                                                 ["hook_state"]).values())) for k in (0, 1))
+    assert mass != 0.0
+    assert r["resumed_residual_sum"] == pytest.approx(mass, rel=1e-6, abs=1e-6)  # the departed rank's share is in
+
+
 @pytest.mark.parametrize("mode", ["stop", "kill"])
 def test_mpirun_failed_rank_with_mpi_transport_fails_every_rank_naming_it(tmp_path, mode):
     import random

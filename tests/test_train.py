@@ -110,13 +110,16 @@ def test_tail_evaluations_do_not_change_training(uninterrupted):
 
 
 def test_checkpoint_kill_and_resume_is_bit_exact(uninterrupted, tmp_path):
-    cfg = dict(SMALL, checkpoint_dir=str(tmp_path), checkpoint_every=5, fail_at_step=7)
+    cfg = dict(SMALL, checkpoint_dir=str(tmp_path), checkpoint_every=3, fail_at_step=7)
     with pytest.raises(Exception):  # rank 1 dies hard at step 7
         run(TrainConfig(**cfg))
-    assert (tmp_path / "latest").read_text() == "5"
+    assert (tmp_path / "latest").read_text() == "6"
     resumed = run(TrainConfig(**cfg))
-    assert resumed["resumed_from"] == 5
+    assert resumed["resumed_from"] == 6
     assert resumed["state_digest"] == uninterrupted["state_digest"]
+    # the latest checkpoint and the one before it stay: step 3's files went when step 9's were written (the
+    # last step, 12, ends the run without one)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == [f"step{s:08d}-rank{r}.pt" for s in (6, 9) for r in (0, 1)]
 
 
 def test_overlap_and_bucketing_do_not_change_a_bit(uninterrupted):

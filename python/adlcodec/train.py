@@ -349,9 +349,24 @@ def _save_checkpoint(config, rank, world, step, model, optimizer, hook_state, ex
     dist.barrier()
     if rank == 0:
         latest = Path(config.checkpoint_dir) / "latest"
+        previous = int(latest.read_text()) if latest.is_file() else step
         latest.with_suffix(".tmp").write_text(str(step))
         os.replace(latest.with_suffix(".tmp"), latest)
+        _prune_checkpoints(config.checkpoint_dir, keep_from=min(previous, step))
     dist.barrier()
+
+
+def _prune_checkpoints(directory: str, keep_from: int) -> None:
+    """Delete the files of checkpoints older than ``keep_from``: the latest and the one before it stay (a
+    fallback a user can point "latest" at), the rest would fill a Pi's SD card at about 10 MB per rank per
+    checkpoint of the paper's CNN."""
+    for path in Path(directory).glob("step*-rank*.pt"):
+        try:
+            old = int(path.name[4:12]) < keep_from
+        except ValueError:  # not one of ours
+            continue
+        if old:
+            path.unlink(missing_ok=True)
 
 
 def resume_changes(saved: dict, config) -> tuple[list[str], list[str]]:
@@ -456,17 +471,15 @@ _PROGRESS: dict = {"step": None}
 def _name_the_silent(exc: RuntimeError, config) -> None:
     """A collective outside the hook (DDP's buffer broadcast, the loss allreduce, a checkpoint barrier)
     timed out: find the ranks that did not answer, as the hook does for its own, and say so."""
-    from .ddp import CollectiveTimeoutError, unresponsive_ranks
-
     import re
 
-    from .ddp import CollectiveTimeoutError as _Timeout
+    from .ddp import CollectiveTimeoutError, unresponsive_ranks
 
-    if isinstance(exc, _Timeout):
+    if isinstance(exc, CollectiveTimeoutError):
         return
     named = re.search(r"adlcodec: the hook's .*? sets the limit", str(exc))
     if named:  # the hook's own error, handed on by DDP's future inside a RuntimeError ("Unable to cast ...")
-        raise _Timeout(named.group(0), None) from exc
+        raise CollectiveTimeoutError(named.group(0), None) from exc
     text = str(exc).lower()
     lost = "connection reset" in text or "connection closed" in text  # gloo, when a peer died
     if _PROGRESS["step"] is None or not ("timed out" in text or lost) or "did not answer" in text:
