@@ -22,8 +22,9 @@ Design decisions (documented here because they are part of the contract):
   a tiny share of the bytes, and sparsifying a BatchNorm scale makes training
   unstable, so there is nothing to win.  They have no residual.
 * **Two exchanges, rank-ordered sums.** ``exchange="allgather"``: each rank sends one message per bucket; the
-  sizes are all-gathered first (never an empty collective: a message always has a header), then the padded
-  messages.  Every rank decodes all messages and sums them *in rank order* (its own payload is decoded too,
+  sizes are all-gathered first (never an empty collective: a message always has a header), then the
+  messages, each at its own length (an all-to-all of the same message to every rank: gloo's all-gather needs
+  equal sizes).  Every rank decodes all messages and sums them *in rank order* (its own payload is decoded too,
   not taken from the raw gradient), then divides by world size.  Traffic per rank grows with the rank count:
   every rank receives N-1 payloads.  ``exchange="reduce_scatter"``: every rank owns a slice of each tensor
   (cut at bin boundaries), sends each slice's payload to its owner, the owner decodes and sums the N payloads
@@ -796,17 +797,17 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
         return [recv[d : d + n] for d, n in zip(displs, sizes)], synced
     group = state._channel()
     world = dist.get_world_size(group)
-    size = torch.tensor([message.size], dtype=torch.int64)
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    _torch_wait(state, dist.all_gather(sizes, size, group=group, async_op=True), "message sizes", group)
-    sizes = [int(s.item()) for s in sizes]
+    sizes = [int(s[0]) for s in _torch_allgather_int64(state, np.array([message.size], np.int64), "message sizes")]
     synced = time.perf_counter()
-    longest = max(sizes)  # > 0: every message carries a header
-    padded = torch.zeros(longest, dtype=torch.uint8)
-    padded[: message.size] = torch.from_numpy(message)
-    received = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
-    _torch_wait(state, dist.all_gather(received, padded, group=group, async_op=True), "messages", group)
-    return [r.numpy()[:n] for r, n in zip(received, sizes)], synced
+    # gloo's all_gather needs equal sizes, and padding every message to the longest sent up to twice the bytes
+    # at 32 ranks; an all-to-all of the same message to every rank sends exactly (N-1) x its size.
+    send = torch.from_numpy(np.tile(message, world))
+    recv = torch.empty(sum(sizes), dtype=torch.uint8)
+    _torch_wait(state, dist.all_to_all_single(recv, send, sizes, [message.size] * world, group=group,
+                                              async_op=True), "messages", group)
+    offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+    out = recv.numpy()
+    return [out[offsets[r] : offsets[r + 1]] for r in range(world)], synced
 
 
 def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndarray]:
@@ -816,11 +817,22 @@ def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndar
         out = np.empty((comm.Get_size(), control.size), np.int64)
         _mpi_wait(state, comm.Iallgather(control, out), "control vectors")
         return list(out)
+    return _torch_allgather_int64(state, control, "control vectors")
+
+
+def _torch_allgather_int64(state: AdaCompState, values: np.ndarray, what: str) -> list[np.ndarray]:
+    """All-gather a short int64 vector over the communication group, as an all-to-all of it to every rank.
+
+    gloo's all_gather is a ring: N-1 transfers one after the other, each waiting for the next process to be
+    scheduled, which on throttled Pi-class nodes cost 4-8 ms a hop (31 hops at 32 ranks, several times per
+    bucket).  gloo's all-to-all posts all N-1 transfers at once, so the exchange waits about one hop."""
     group = state._channel()
-    t = torch.from_numpy(control)
-    out = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
-    _torch_wait(state, dist.all_gather(out, t, group=group, async_op=True), "control vectors", group)
-    return [o.numpy() for o in out]
+    world = dist.get_world_size(group)
+    values = np.ascontiguousarray(values, np.int64)
+    recv = torch.empty(world * values.size, dtype=torch.int64)
+    _torch_wait(state, dist.all_to_all_single(recv, torch.from_numpy(np.tile(values, world)), group=group,
+                                              async_op=True), what, group)
+    return list(recv.numpy().reshape(world, values.size))
 
 
 def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: list[int]) -> list[np.ndarray]:
