@@ -96,3 +96,30 @@ def test_quick_budget_bench_meets_a_binding_deadline_on_a_shaped_link(tmp_path):
     assert [s for s, _ in budget["accuracy_curve"]] == [30, 40]
     assert "| 25mbit | 45 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "exchange_vs_deadline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
+def test_bytes_scaling_bench_separates_payload_from_transport(tmp_path):
+    """bench/cluster/bytes_scaling.py at 2 and 4 ranks: the all-gather's bytes grow with the ranks, the
+    reduce-scatter's less, and what the transport adds is measured apart from the hook's payload."""
+    cmd = [sys.executable, str(REPO / "bench" / "cluster" / "bytes_scaling.py"), "--ranks", "2,4", "--hidden", "256",
+           "--steps", "5", "--warmup", "2", "--probe", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    wire = {(r["exchange"], r["ranks"]): r for r in result["rows"]}
+    assert all(r["replicas_identical"] and 0 < r["to_peers"] < r["wire"] for r in result["rows"])
+    # the all-gather sends its one message to each of the other ranks, after an 8-byte size
+    for ranks in (2, 4):
+        row = wire["allgather", ranks]
+        per_bucket_sizes = 8 * (ranks - 1) * row["buckets_per_step"]
+        assert row["to_peers"] == pytest.approx((ranks - 1) * row["payload"] + per_bucket_sizes)
+    ag_growth = wire["allgather", 4]["wire"] / wire["allgather", 2]["wire"]
+    rs_growth = wire["reduce-scatter", 4]["wire"] / wire["reduce-scatter", 2]["wire"]
+    assert ag_growth > 2.0  # one payload received at 2 ranks, three at 4
+    assert rs_growth < ag_growth
+    assert wire["reduce-scatter", 4]["buckets_per_step"] >= 1
+    probes = {(q["ranks"], q["per_peer"]): q["overhead"] for q in result["probes"]}
+    assert set(probes) == {(2, 8), (2, 336), (4, 8), (4, 336)}
+    assert all(0 < v < 4096 for v in probes.values()), probes
+    assert "| reduce-scatter | 4 |" in (tmp_path / "results.md").read_text()

@@ -312,7 +312,7 @@ class AdaCompState:
             steps=0, compressed_steps=0, nonfinite_steps=0, dense_bytes=0, payload_bytes=0,
             compressed_dense_bytes=0, compressed_payload_bytes=0,
             warmup_s=0.0, encode_s=0.0, comm_s=0.0, sync_s=0.0, exchange_s=0.0, decode_s=0.0,
-            exposed_s=0.0, a2a_s=0.0, allgather_buckets=0, reduce_scatter_buckets=0,
+            exposed_s=0.0, a2a_s=0.0, allgather_buckets=0, reduce_scatter_buckets=0, peer_bytes=0,
         )
         self.link_mbps = None if link_mbps is None else float(link_mbps)
         self.max_comm_ms = None if max_comm_ms is None else float(max_comm_ms)
@@ -366,7 +366,7 @@ class AdaCompState:
             if slot not in state:  # a checkpoint written before the overlapped and reduce-scatter exchanges
                 setattr(self, slot, default)
         for key, zero in (("sync_s", 0.0), ("exchange_s", 0.0), ("exposed_s", 0.0), ("a2a_s", 0.0),
-                          ("allgather_buckets", 0), ("reduce_scatter_buckets", 0)):
+                          ("allgather_buckets", 0), ("reduce_scatter_buckets", 0), ("peer_bytes", 0)):
             self._totals.setdefault(key, zero)
         self._owner_spare = {}
         self._executor = None
@@ -424,7 +424,10 @@ class AdaCompState:
         every bucket's exchange), ``allgather_buckets`` and ``reduce_scatter_buckets`` count
         the buckets each exchange carried, and ``a2a_s`` is the reduce-scatter's
         slices-to-owners step (part of ``exchange_s``, which for that exchange also
-        holds the owners' re-compression).  With a bandwidth budget, ``budget`` holds the
+        holds the owners' re-compression).  ``peer_bytes`` counts every byte the compressed exchanges sent
+        to other ranks (control vectors, sizes and messages, each as often as it is sent, before the
+        transport's own headers): what this rank's link carries, unlike ``payload_bytes``, which counts a
+        message once however many ranks receive it.  With a bandwidth budget, ``budget`` holds the
         controller's report: the current plan per layer, pressure, predicted and
         measured exchange milliseconds, and the history of its decisions.
         """
@@ -787,6 +790,7 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
         from mpi4py import MPI
 
         comm = state._channel()
+        _count_peer_bytes(state, comm.Get_size(), 8 + message.size)
         sizes = np.zeros(comm.Get_size(), np.int64)
         mine = np.array([message.size], np.int64)
         _mpi_wait(state, comm.Iallgather(mine, sizes), "message sizes")
@@ -798,6 +802,7 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
     group = state._channel()
     world = dist.get_world_size(group)
     sizes = [int(s[0]) for s in _torch_allgather_int64(state, np.array([message.size], np.int64), "message sizes")]
+    _count_peer_bytes(state, world, message.size)
     synced = time.perf_counter()
     # gloo's all_gather needs equal sizes, and padding every message to the longest sent up to twice the bytes
     # at 32 ranks; an all-to-all of the same message to every rank sends exactly (N-1) x its size.
@@ -814,6 +819,7 @@ def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndar
     """All-gather one int64 vector of the same length from every rank, in rank order."""
     if state.transport == "mpi":
         comm = state._channel()
+        _count_peer_bytes(state, comm.Get_size(), control.nbytes)
         out = np.empty((comm.Get_size(), control.size), np.int64)
         _mpi_wait(state, comm.Iallgather(control, out), "control vectors")
         return list(out)
@@ -829,6 +835,7 @@ def _torch_allgather_int64(state: AdaCompState, values: np.ndarray, what: str) -
     group = state._channel()
     world = dist.get_world_size(group)
     values = np.ascontiguousarray(values, np.int64)
+    _count_peer_bytes(state, world, values.nbytes)
     recv = torch.empty(world * values.size, dtype=torch.int64)
     _torch_wait(state, dist.all_to_all_single(recv, torch.from_numpy(np.tile(values, world)), group=group,
                                               async_op=True), what, group)
@@ -840,6 +847,7 @@ def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: l
     send = np.concatenate(messages) if messages else np.zeros(0, np.uint8)
     recv = np.empty(sum(incoming), np.uint8)
     out_sizes = [m.size for m in messages]
+    state._totals["peer_bytes"] += send.size - _own_part(state, out_sizes)
     if state.transport == "mpi":
         from mpi4py import MPI
 
@@ -853,6 +861,17 @@ def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: l
                                                   group=group, async_op=True), "slices to owners", group)
     offsets = np.concatenate(([0], np.cumsum(incoming))).astype(np.int64)
     return [recv[offsets[r] : offsets[r + 1]] for r in range(len(incoming))]
+
+
+def _count_peer_bytes(state: AdaCompState, world: int, nbytes: int) -> None:
+    """One all-gathered item of ``nbytes`` goes to each of the other ``world - 1`` ranks."""
+    state._totals["peer_bytes"] += (world - 1) * nbytes
+
+
+def _own_part(state: AdaCompState, out_sizes: list[int]) -> int:
+    """Bytes of an all-to-all that this rank addresses to itself (they never reach a link)."""
+    rank = state._channel().Get_rank() if state.transport == "mpi" else dist.get_rank(state._channel())
+    return out_sizes[rank] if out_sizes else 0
 
 
 def _torch_wait(state: AdaCompState, work, what: str, group) -> None:
