@@ -7,7 +7,7 @@ runs), so every rank count runs as local ranks on one private loopback (scripts/
 
 * ``wire``: what crossed ``lo`` during the timed steps, TCP/IP headers and acknowledgements included, divided by
   the rank count (the trainer's ``wire_bytes_per_rank_step``);
-* ``to_peers``: what the hook's collectives sent to other ranks, per rank and compressed step (its
+* ``to_peers``: what the hook's collectives sent to other ranks during the same steps, per rank (its
   ``peer_bytes``: control vectors, sizes and messages, each as often as it is sent);
 * ``payload``: the size of the rank's own messages (its ``compressed_payload_bytes``: a message counted once,
   however many ranks receive it; what the compression ratio is computed from);
@@ -83,10 +83,11 @@ def run_training(ranks: int, exchange: str, args, out: Path) -> dict:
     r = json.loads(path.read_text())
     stats = r["hook_stats"]
     payload = stats["compressed_payload_bytes"] / stats["compressed_steps"]
-    to_peers = stats["peer_bytes"] / stats["compressed_steps"]
+    to_peers = r["peer_bytes_per_rank_step"]  # over the same timed steps as the wire counter
     return dict(exchange=exchange, ranks=ranks, wire=r["wire_bytes_per_rank_step"], payload=payload,
                 to_peers=to_peers, transport=r["wire_bytes_per_rank_step"] - to_peers,
-                replicas_identical=r["replicas_identical"],
+                replicas_identical=r["replicas_identical"], hook_peer_bytes=stats["peer_bytes"],
+                hook_payload_bytes=stats["compressed_payload_bytes"],
                 buckets_per_step=(stats["allgather_buckets"] + stats["reduce_scatter_buckets"])
                 / stats["compressed_steps"])
 

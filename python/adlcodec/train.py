@@ -257,6 +257,14 @@ def _net_tx_bytes(iface: str | None) -> int | None:
     return None
 
 
+def _peer_bytes(hook_state) -> int | None:
+    """What adlcodec's hook has sent to other ranks so far (its ``peer_bytes``), for the same window as
+    the wire counter, so that the two can be compared: the transport's share is their difference."""
+    if hook_state is None or not hasattr(hook_state, "stats"):
+        return None
+    return hook_state.stats().get("peer_bytes")
+
+
 def _shard(n: int, rank: int, world: int, epoch: int, seed: int) -> np.ndarray:
     """Indices of this rank's samples for ``epoch``; equal length on every rank."""
     order = np.random.default_rng([seed, epoch]).permutation(n)
@@ -606,7 +614,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
 
     step_times = []
     skipped = 0
-    tx_start = None
+    tx_start = peer_start = None
     timed_steps = 0
     t_run = time.perf_counter()
     ddp.train()
@@ -630,6 +638,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         xb, yb = map(torch.from_numpy, train_set.batch(idx))
         if step - start_step == config.timing_warmup:
             tx_start = _net_tx_bytes(iface)
+            peer_start = _peer_bytes(hook_state)
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=False)
         loss = F.cross_entropy(ddp(xb), yb)
@@ -668,6 +677,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
                 extra["scheduler"] = scheduler.state_dict()
             _save_checkpoint(config, rank, world, done, model, optimizer, hook_state, extra)
     tx_end = _net_tx_bytes(iface)
+    peer_end = _peer_bytes(hook_state)
     wall = time.perf_counter() - t_run
     if bar is not None:
         bar.close()
@@ -693,8 +703,12 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         wire = (tx_end - tx_start) / timed_steps
         if iface == "lo":  # one loopback carries every rank's traffic
             wire /= world
+    peer = None
+    if peer_start is not None and peer_end is not None and timed_steps:
+        peer = (peer_end - peer_start) / timed_steps
     budget = stats.get("budget") if stats else None
-    mine = dict(step_time_mean=float(np.mean(step_times)) if step_times else None,
+    mine = dict(peer_bytes_per_step=peer,
+                step_time_mean=float(np.mean(step_times)) if step_times else None,
                 step_time_median=float(np.median(step_times)) if step_times else None,
                 wire_bytes_per_step=wire,
                 # every rank must have taken the same decisions: compare a digest of them
@@ -707,6 +721,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         return None
     times = [m["step_time_mean"] for m in everyone if m["step_time_mean"] is not None]
     wires = [m["wire_bytes_per_step"] for m in everyone if m["wire_bytes_per_step"] is not None]
+    peers = [m["peer_bytes_per_step"] for m in everyone if m["peer_bytes_per_step"] is not None]
     result = dict(
         config=dataclasses.asdict(config), launcher=launcher, world_size=world, params=n_params,
         dataset=train_set.name, steps=total_steps, steps_per_epoch=steps_per_epoch, resumed_from=start_step,
@@ -718,6 +733,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         if times else None,
         dense_bytes_per_step=4 * n_params, payload_bytes_per_step=payload_per_step, compression_ratio=ratio,
         wire_bytes_per_rank_step=float(np.mean(wires)) if wires else None, wire_iface=iface,
+        peer_bytes_per_rank_step=float(np.mean(peers)) if peers else None,
         wall_s=wall, state_digest=digest, replicas_identical=len(set(digests)) == 1, hook_stats=stats,
         budget_decisions_identical=None if budget is None else len({m["budget_decisions"] for m in everyone}) == 1,
     )
