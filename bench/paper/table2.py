@@ -213,7 +213,7 @@ def markdown(table2: dict) -> str:
             f"{f(t.get('compute_only_step_time_s'), '.3f')} | {f(t.get('delay_per_step_s'), '.3f')} | "
             f"{f(t.get('paper_steps'), ',')} | {f(t.get('processing_time_s'), ',.0f')} | {f(t.get('delay_s'), ',.0f')} | "
             f"{f(t.get('energy_J'), ',.0f')} | {f(t.get('compression_ratio'), '.1f')} | {f(a.get('accuracy_pct'), '.2f')} | "
-            f"{f(a.get('avg_train_loss'), '.3f')} | {f(a.get('final_lr'), '.4g')} | {p['processing_time_s']} | "
+            f"{f(a.get('avg_train_loss'), '.3g')} | {f(a.get('final_lr'), '.4g')} | {p['processing_time_s']} | "
             f"{p['delay_s']} | {p['avg_energy_J']} | {p['accuracy_pct']} |")
     lines += ["", "| run (batch 32) | accuracy % | test loss | mean train loss | non-finite loss windows | skipped steps "
               "| initial lr | max lr | final lr |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
