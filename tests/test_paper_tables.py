@@ -86,8 +86,12 @@ def test_comparison_rows_can_be_selected():
     text = format_comparison("III", dict(tables={}), only={"dataset": "MNIST"})
     assert text.count("\n| MNIST |") == 10 and "CIFAR" not in text.split("\n\n")[1]
     assert "| SGD | 98.76 | n/a [1] | 0.070 | n/a [1] | 2.51 | n/a [1] | – |" in text  # the paper's empty ratio
+    rate_one = format_comparison("II", dict(tables={}), only={"learning_rate": "1", "batch_size": "32"})
+    assert rate_one.count("\n| 32 | 1 |") == 1 and "| 98.79 |" in rate_one  # "1" selects the rate 1.0
     with pytest.raises(ValueError, match="no row matching"):
         format_comparison("III", dict(tables={}), only={"dataset": "SVHN"})
+    with pytest.raises(ValueError, match="no row matching"):
+        format_comparison("II", dict(tables={}), only={"batch_size": "thirty-two"})
     with pytest.raises(ValueError, match="selected by"):
         format_comparison("III", dict(tables={}), only={"optimizer": "adl"})
 

@@ -167,6 +167,16 @@ def _format_number(value: float, metric: str) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
+def _same(key_value, wanted) -> bool:
+    """A row's key value against a selector given as text: numbers compare as numbers ("1" matches 1.0)."""
+    if isinstance(key_value, (int, float)):
+        try:
+            return float(wanted) == key_value
+        except ValueError:
+            return False
+    return str(wanted) == key_value
+
+
 def format_comparison(table: str, results: dict, only: dict | None = None) -> str:
     """A markdown table: per row of the paper's ``table``, the paper's figure and ours for every metric,
     ours marked (measured) or (modeled), or n/a with a numbered reason below the table.  ``only`` restricts
@@ -176,8 +186,7 @@ def format_comparison(table: str, results: dict, only: dict | None = None) -> st
         unknown = set(only) - set(KEY_COLUMNS[table])
         if unknown:
             raise ValueError(f"Table {table} rows are selected by {KEY_COLUMNS[table]}, not {sorted(unknown)}")
-        rows = [r for r in rows if all(str(v) == str(dict(zip(KEY_COLUMNS[table], r["key"]))[k])
-                                       for k, v in only.items())]
+        rows = [r for r in rows if all(_same(dict(zip(KEY_COLUMNS[table], r["key"]))[k], v) for k, v in only.items())]
         if not rows:
             raise ValueError(f"the paper's Table {table} has no row matching {only}")
     labels = _LABELS[table]
