@@ -7,7 +7,7 @@ Three measurements and one collection step; each writes under bench/paper/result
     flock /tmp/adlcodec-heavy.lock python bench/paper/table2.py testbed
     # accuracy and loss of the same rows: short Fashion-MNIST runs on loopback (2 ranks, 1 epoch of 12,000 images)
     flock /tmp/adlcodec-heavy.lock bash scripts/cluster/hermetic.sh -- python bench/paper/table2.py accuracy
-    # learning rates 0.5 and 1.0: adl without its clamp, plain SGD, both also without momentum
+    # learning rates 0.5 and 1.0: adl without its clamp, plain SGD, and adl and SGD without momentum
     flock /tmp/adlcodec-heavy.lock bash scripts/cluster/hermetic.sh -- python bench/paper/table2.py lr-extremes
     # bench/paper/results/table2.json (+ the copy `adlcodec paper-table --compare` reads)
     python bench/paper/table2.py collect
