@@ -53,9 +53,14 @@ def test_bad_cluster_parameters(field, value):
         PiCluster(**{field: value})
 
 
-def test_paper_numbers_are_only_what_we_know():
-    assert PAPER_TABLE_III["MNIST"] == {"adl": {"accuracy": 99.09}}
-    assert PAPER_TABLE_III["CIFAR-10"] == {} and PAPER_TABLE_III["CIFAR-100"] == {}
+def test_paper_accuracies_come_from_the_shipped_table_iii():
+    assert PAPER_TABLE_III["MNIST"]["adl"] == {"accuracy": 98.97}  # Table III; the abstract's 99.09 is in no table
+    assert PAPER_TABLE_III["MNIST"]["sgd"] == {"accuracy": 98.76}
+    assert PAPER_TABLE_III["CIFAR-10"]["adam"] == {"accuracy": 83.23}
+    assert PAPER_TABLE_III["CIFAR-100"]["adl"] == {"accuracy": 59.11}
+    # only optimizers we can train: the image methods (JPEG, AWC, FeCarNet) have no optimizer here
+    assert all(set(v) == {"adl", "adadelta", "adagrad", "adam", "adamax", "rmsprop", "sgd"}
+               for v in PAPER_TABLE_III.values())
 
 
 @pytest.mark.slow
@@ -68,7 +73,10 @@ def test_cli_paper_table_end_to_end(tmp_path):
         env=ENV, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "*modeled*" in proc.stdout and "99.09" in proc.stdout and "| sgd | allreduce |" in proc.stdout
+    assert "*modeled*" in proc.stdout and "| 98.97 |" in proc.stdout and "| sgd | allreduce |" in proc.stdout
+    # then the paper's MNIST rows beside this run's, our cells marked
+    assert "Table III: the paper's figures beside ours (this run)" in proc.stdout
+    assert "| MNIST | ADL | 98.97 |" in proc.stdout and "(measured)" in proc.stdout and "(modeled)" in proc.stdout
     data = json.loads((out / "table.json").read_text())
     rows = {r["optimizer"]: r for r in data["rows"]}
     assert rows["sgd"]["ratio"] == 1.0 and rows["adl"]["ratio"] > 40
@@ -83,7 +91,7 @@ def test_cli_paper_table_end_to_end(tmp_path):
         assert r["energy_j"] == pytest.approx(data["cluster"]["nodes"] * data["cluster"]["node_watts"] * r["delay_s"])
     # same compute, far fewer bytes: the compressed run's modeled link time per step is far smaller
     assert rows["adl"]["comm_s_per_step"] < rows["sgd"]["comm_s_per_step"] / 20
-    assert (out / "table.md").read_text().count("\n| ") == 3
+    assert (out / "table.md").read_text().count("\n| ") == 3 + 11  # ours, then the paper's 10 MNIST rows
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -16,9 +16,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_paper_table(args: argparse.Namespace) -> int:
-    from .paper import run_table
+    from .paper import print_comparison, run_table
 
-    run_table(args)
+    if args.compare or args.from_json:
+        print_comparison(args)
+    else:
+        run_table(args)
     return 0
 
 
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     table = sub.add_parser(
         "paper-table",
         help="the paper's Table III on the data at hand: every optimizer, measured accuracy/loss/time/ratio, "
-        "modeled Pi-cluster delay and energy",
+        "modeled Pi-cluster delay and energy; --compare: the paper's Tables II and III beside our stored figures",
     )
     paper.add_arguments(table)
     table.set_defaults(func=_cmd_paper_table)
