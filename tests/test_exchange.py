@@ -52,6 +52,22 @@ def _both_modes(rank, world, steps, exchange):
             for overlap in (True, False)]
 
 
+def _ring_and_all_at_once(rank, world, steps, exchange):
+    """The same training with the messages' all-gather round gloo's ring (as for more than ``_INCAST_BYTES``
+    arriving per rank) and as one all-to-all, one after the other in one process."""
+    import adlcodec.ddp as hook_module
+
+    out = {}
+    for path, limit in (("all_at_once", hook_module._INCAST_BYTES), ("ring", -1)):
+        saved, hook_module._INCAST_BYTES = hook_module._INCAST_BYTES, limit
+        try:
+            r = _train(rank, world, steps, dict(exchange=exchange))
+        finally:
+            hook_module._INCAST_BYTES = saved
+        out[path] = (r["params"], r["stats"]["peer_bytes"])
+    return out
+
+
 def _one_step_with_local_gradients(rank, world, exchange, steps=1):
     """``steps`` compressed steps of a Linear layer; returns every rank's local gradients (recomputed here),
     the averaged gradients the hook produced, and the state's residuals after each step."""
@@ -270,6 +286,17 @@ def test_overlapped_exchange_with_many_buckets_never_deadlocks_and_matches_the_h
     assert overlapped == in_call, "the communication thread changed the arithmetic"
     for r in results[1:]:
         assert r == results[0]
+
+
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("exchange", ["allgather", "reduce_scatter"])
+def test_ring_and_all_at_once_gathers_give_the_same_replicas(world, exchange):
+    results = run_ranks(_ring_and_all_at_once, world, 8, exchange)
+    for r in results:
+        assert r["ring"][0] == r["all_at_once"][0] == results[0]["ring"][0]
+        # the ring pads every message to the longest; all at once sends each at its own length
+        assert r["ring"][1] >= r["all_at_once"][1] > 0
+    assert any(r["ring"][1] > r["all_at_once"][1] for r in results), "both runs took the same path"
 
 
 def test_communication_thread_runs_every_compressed_exchange():
