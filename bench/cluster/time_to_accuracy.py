@@ -141,12 +141,12 @@ def report(args) -> int:
         summary["by_ranks"][str(ranks)] = dict(target=target, fp32_wall_s=fp32_wall, steps=fp32_steps, rows=rows)
         lines += [f"### {ranks} ranks: target {target:.2f} % (fp32 final {target + args.tolerance:.2f} % after "
                   f"{fp32_steps} steps, {fp32_wall:.0f} s)", "",
-                  "| method | final % (mean) | step s | steps to target | time to target s | ÷ fp32 wall | "
-                  "faster than every built-in hook |", "|---|---:|---:|---:|---:|---:|---|"]
+                  "| method | seeds | final % (mean) | step s | steps to target | time to target s | ÷ fp32 wall | "
+                  "faster than every built-in hook |", "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in sorted(rows, key=lambda r: (r["time_to_target_s"] is None, r["time_to_target_s"] or 0)):
             def f(v, spec):
                 return "-" if v is None else format(v, spec)
-            lines.append(f"| {r['method']} | {r['final']:.2f} | {f(r['step_time_s'], '.3f')} | "
+            lines.append(f"| {r['method']} | {r['seeds']} | {r['final']:.2f} | {f(r['step_time_s'], '.3f')} | "
                          f"{f(r['steps_to_target'], 'd')} | {f(r['time_to_target_s'], '.0f')} | "
                          f"{f(r['vs_fp32_wall'], '.2f')} | {f(r['faster_than_every_built_in'], '')} |")
         lines.append("")
