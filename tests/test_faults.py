@@ -427,10 +427,15 @@ t0=$SECONDS
 until (( $(latest) >= 10 )); do sleep 0.2; (( SECONDS - t0 < 150 )) || exit 3; done
 "${RUN[@]}" --rdzv-conf is_host=0,last_call_timeout=2,join_timeout=120 "$@" --out b.json > b.log 2>&1 &
 b=$!
-until ls ck/*-rank1.pt > /dev/null 2>&1; do sleep 0.2; (( SECONDS - t0 < 300 )) || exit 4; done
+# a committed two-rank checkpoint: "latest" names a step whose rank-1 file exists (a rank-1 file alone may
+# belong to a step that B wrote and that rank 0 never committed)
+two_ranks() { [[ -f ck/step$(printf %08d $(latest))-rank1.pt ]]; }
+until two_ranks; do sleep 0.2; (( SECONDS - t0 < 300 )) || exit 4; done
 kill -9 $b $(pgrep -P $b)
-# B's rank can no longer pass a checkpoint barrier, so what is on disk now is what A resumes from
-until [[ -f ck/step$(printf %08d $(latest))-rank1.pt ]]; do sleep 0.1; done
+# B's rank can no longer pass a checkpoint barrier, so what is on disk now is what A resumes from (a commit
+# already past the barrier can still move "latest", to another two-rank step)
+sleep 0.5
+two_ranks || exit 5
 cp -r ck departed
 wait $a
 """
