@@ -68,6 +68,24 @@ def _ring_and_all_at_once(rank, world, steps, exchange):
     return out
 
 
+def _control_rows(rank, world, steps):
+    """The shapes of the control vectors the reduce-scatter sends, and the trained parameters."""
+    import adlcodec.ddp as hook_module
+
+    shapes, original = [], hook_module._alltoall_control
+
+    def recording(state, rows):
+        shapes.append(rows.shape)
+        return original(state, rows)
+
+    hook_module._alltoall_control = recording
+    try:
+        r = _train(rank, world, steps, dict(exchange="reduce_scatter"))
+    finally:
+        hook_module._alltoall_control = original
+    return dict(shapes=sorted(set(shapes)), calls=len(shapes), params=r["params"])
+
+
 def _one_step_with_local_gradients(rank, world, exchange, steps=1):
     """``steps`` compressed steps of a Linear layer; returns every rank's local gradients (recomputed here),
     the averaged gradients the hook produced, and the state's residuals after each step."""
@@ -297,6 +315,20 @@ def test_ring_and_all_at_once_gathers_give_the_same_replicas(world, exchange):
         # the ring pads every message to the longest; all at once sends each at its own length
         assert r["ring"][1] >= r["all_at_once"][1] > 0
     assert any(r["ring"][1] > r["all_at_once"][1] for r in results), "both runs took the same path"
+
+
+def test_reduce_scatter_sends_each_peer_a_control_row_of_fixed_length():
+    """Each peer gets one row (flags, configuration, the bytes addressed to it): a rank's control bytes
+    grow as N - 1, not as N (N - 1), which at 1024 ranks would be megabytes per bucket."""
+    lengths = {}
+    for world in (2, 4):
+        results = run_ranks(_control_rows, world, 5)
+        assert all(r["params"] == results[0]["params"] for r in results)
+        shapes = {s for r in results for s in r["shapes"]}
+        assert {s[0] for s in shapes} == {world}, shapes
+        assert results[0]["calls"] > 0
+        lengths[world] = {s[1] for s in shapes}
+    assert lengths[2] == lengths[4] and len(lengths[2]) == 1, lengths
 
 
 def test_communication_thread_runs_every_compressed_exchange():

@@ -18,6 +18,8 @@ peer (a size message; a control vector at 32 ranks), 100 times, at the largest r
 loopback, as bytes per peer per collective beyond the data.
 
     python bench/cluster/bytes_scaling.py --ranks 4,8,16,32 --probe     # ~15 min on 2 cores
+    python bench/cluster/bytes_scaling.py --ranks 4,32 --exchanges reduce-scatter --bucket-cap-mb 16 \
+        --out bench/cluster/results/bytes_scaling-one-bucket           # one bucket per step
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def run_training(ranks: int, exchange: str, args, out: Path) -> dict:
            "--exchange", exchange, "--ranks", str(ranks), "--hidden", str(args.hidden), "--batch-size",
            str(args.batch_size), "--max-steps", str(args.steps), "--timing-warmup", str(args.warmup),
            "--no-progress", "--out", str(path)]
+    if args.bucket_cap_mb is not None:
+        cmd += ["--bucket-cap-mb", str(args.bucket_cap_mb)]
     with open(path.with_suffix(".log"), "w") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=args.run_timeout,
                               env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -109,6 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--exchanges", default=",".join(EXCHANGES))
+    p.add_argument("--bucket-cap-mb", type=float, default=None,
+                   help="DDP's bucket size (default: DDP's own, two buckets on the paper CNN; 16 gives one)")
     p.add_argument("--probe", action="store_true", help="also measure gloo's cost per peer and collective")
     p.add_argument("--run-timeout", type=float, default=900)
     p.add_argument("--out", default=str(DEFAULT_OUT))
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
     start = time.time()
     rows = []
     for ranks in rank_counts:
-        for exchange in EXCHANGES:
+        for exchange in args.exchanges.split(","):
             rows.append(run_training(ranks, exchange, args, out))
             r = rows[-1]
             print(f"[{time.time() - start:5.0f}s] {exchange:14s} {ranks:2d} ranks: wire {r['wire'] / 1e6:.3f} MB, "
@@ -141,12 +148,12 @@ def main(argv=None) -> int:
     lines = [f"Paper CNN (hidden {args.hidden}), batch {args.batch_size}, {args.bits} bit, steps {args.warmup + 1}-"
              f"{args.steps} of {args.steps}, local ranks on one private loopback. MB per rank per step.", "",
              "| exchange | ranks | wire | hook to peers | transport (wire - to peers) | own payload | wire / wire at "
-             f"{rank_counts[0]} ranks | replicas identical |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             f"{rank_counts[0]} ranks | buckets per step | replicas identical |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         base = next(b["wire"] for b in rows if b["exchange"] == r["exchange"] and b["ranks"] == rank_counts[0])
         lines.append(f"| {r['exchange']} | {r['ranks']} | {r['wire'] / 1e6:.3f} | {r['to_peers'] / 1e6:.3f} | "
                      f"{r['transport'] / 1e6:.3f} | {r['payload'] / 1e6:.3f} | {r['wire'] / base:.2f} | "
-                     f"{r['replicas_identical']} |")
+                     f"{r['buckets_per_step']:.0f} | {r['replicas_identical']} |")
     if probes:
         lines += ["", "gloo `all_to_all_single` on loopback, bytes per peer and collective beyond the data:", "",
                   "| ranks | data per peer (B) | transport per peer (B) |", "|---:|---:|---:|"]

@@ -833,15 +833,22 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
     return [out[offsets[r] : offsets[r + 1]] for r in range(world)], synced
 
 
-def _allgather_control(state: AdaCompState, control: np.ndarray) -> list[np.ndarray]:
-    """All-gather one int64 vector of the same length from every rank, in rank order."""
+def _alltoall_control(state: AdaCompState, rows: np.ndarray) -> list[np.ndarray]:
+    """Send int64 row ``rows[j]`` to rank ``j`` (all rows of one length); returns the row each rank sent
+    here, in rank order.  Per peer it is one fixed-length row, so a rank's control bytes grow as N - 1, not
+    as N (N - 1) as a vector holding every rank's byte count would."""
+    rows = np.ascontiguousarray(rows, np.int64)
+    world, length = rows.shape
+    _count_peer_bytes(state, world, 8 * length)
     if state.transport == "mpi":
-        comm = state._channel()
-        _count_peer_bytes(state, comm.Get_size(), control.nbytes)
-        out = np.empty((comm.Get_size(), control.size), np.int64)
-        _mpi_wait(state, comm.Iallgather(control, out), "control vectors")
+        out = np.empty_like(rows)
+        _mpi_wait(state, state._channel().Ialltoall(rows, out), "control vectors")
         return list(out)
-    return _torch_allgather_int64(state, control, "control vectors")
+    group = state._channel()
+    recv = torch.empty(world * length, dtype=torch.int64)
+    _torch_wait(state, dist.all_to_all_single(recv, torch.from_numpy(rows.reshape(-1)), group=group, async_op=True),
+                "control vectors", group)
+    return list(recv.numpy().reshape(world, length))
 
 
 def _torch_allgather_int64(state: AdaCompState, values: np.ndarray, what: str) -> list[np.ndarray]:
@@ -1434,8 +1441,9 @@ def slice_bounds(numel: int, bin_size: int | None, world: int) -> list[int]:
     return [min(numel, bin_size * (j * bins // world)) for j in range(world + 1)]
 
 
-# control vector of the reduce-scatter exchange: these fields, then the byte count sent to each rank, then
-# (selected, bytes) of each compressed tensor when a bandwidth budget needs them
+# control vector of the reduce-scatter exchange, one row per destination rank: these fields, then the byte
+# count of the slices sent to that rank and of all slices the sender sends, then (selected, bytes) of each
+# compressed tensor when a bandwidth budget needs them
 _CONTROL_FIELDS = ("format_version", "bits", "flags", "conv_bin", "fc_bin", "bucket_index", "tensor_count",
                    "layout", "exchange_iter", "exchange_us")
 _RS_HEADER = struct.Struct("<BI")  # flags, tensor count of an owner's message
@@ -1449,8 +1457,9 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
     to rank ``j``.  Rank ``j`` decodes the ``world`` payloads of its slice and sums them in rank order,
     then encodes that sum with an error-feedback residual of its own for the slice (``owner_residuals``)
     and all-gathers the result; every rank decodes all owners' payloads, so replicas stay bit-identical.
-    Every byte count, flag and configuration field travels in a control vector that is all-gathered
-    first, so all ranks agree on skipping a bucket before anything else moves.
+    Every flag and configuration field travels first in a control vector that each rank sends every
+    other rank (with the byte count addressed to that rank), so all ranks agree on skipping a bucket
+    before anything else moves.
     """
     totals = state._totals
     index, buffer = job.index, job.buffer
@@ -1499,13 +1508,15 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
                 for p in to_owner]
     control = [FORMAT_VERSION, state.bits, 0 if finite else _FLAG_NONFINITE, *state._bins_header(), index,
                len(to_owner[0]), _signed64(_layout_digest((layout, settings))), *state._last_exchange,
-               *(m.size for m in messages)]
+               0, sum(m.size for m in messages)]
     if state.budget is not None:
         control += [v for i in sorted(figures) for v in figures[i]]
-    t1 = time.perf_counter()
-    controls = _allgather_control(state, np.array(control, np.int64))
-    synced = time.perf_counter()
     nfields = len(_CONTROL_FIELDS)
+    rows = np.tile(np.array(control, np.int64), (world, 1))
+    rows[:, nfields] = [m.size for m in messages]
+    t1 = time.perf_counter()
+    controls = _alltoall_control(state, rows)
+    synced = time.perf_counter()
     _check_headers([tuple(c[:nfields]) for c in controls], rank, _CONTROL_FIELDS)
     nonfinite_ranks = [r for r, c in enumerate(controls) if c[2] & _FLAG_NONFINITE]
     sent = sum(m.size for m in messages)
@@ -1514,7 +1525,7 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
         _count_exchange(state, t1, synced, t2)
         _count_bytes(state, buffer.numel(), sent)
         return _skip(state, buffer, nonfinite_ranks, index, t0, t1, t2)
-    received = _alltoall_bytes(state, messages, [int(c[nfields + rank]) for c in controls])
+    received = _alltoall_bytes(state, messages, [int(c[nfields]) for c in controls])
     t_a2a = time.perf_counter()
 
     # Stage 2, on the owner: the rank-ordered sum of its slices, re-compressed with its own residual.
@@ -1579,10 +1590,10 @@ def _reduce_scatter(state, job, layout, settings, residuals, rank, world, t0):
     _log_exchange(state, [(int(c[8]), int(c[9])) for c in controls])
     if state.budget is not None:
         count = len(figures)
-        summed = np.sum([c[nfields + world : nfields + world + 2 * count] for c in controls], axis=0)
+        summed = np.sum([c[nfields + 2 : nfields + 2 + 2 * count] for c in controls], axis=0)
         figs = {i: (float(summed[2 * k]), float(summed[2 * k + 1])) for k, i in enumerate(sorted(figures))}
-        _observe(state, index, layout, settings, figs, float(sum(int(c[nfields:nfields + world].sum())
-                                                                  for c in controls)), 2 * (world - 1) / world)
+        _observe(state, index, layout, settings, figs, float(sum(int(c[nfields + 1]) for c in controls)),
+                 2 * (world - 1) / world)
     _commit(state._spare, layout, residuals, trials)
     for entry in owner_trials:
         if entry is not None:
