@@ -143,7 +143,12 @@ def main(argv=None) -> int:
         for ranks in (max(rank_counts),):
             for per_peer in (8, 336):
                 probes.append(dict(ranks=ranks, per_peer=per_peer, overhead=probe(ranks, per_peer, 29611)))
-    result = dict(config=vars(args), rows=rows, probes=probes, wall_s=time.time() - start)
+    from adlcodec.ddp import _CONTROL_FIELDS
+
+    # the reduce-scatter's control row per peer and bucket: its fields, the bytes addressed to that peer and
+    # the sender's total (no bandwidth budget here); scaling_model.py subtracts it to fit the slices' headers
+    result = dict(config=vars(args), rows=rows, probes=probes, wall_s=time.time() - start,
+                  control_int64_per_peer=len(_CONTROL_FIELDS) + 2)
     (out / "results.json").write_text(json.dumps(result, indent=1))
     lines = [f"Paper CNN (hidden {args.hidden}), batch {args.batch_size}, {args.bits} bit, steps {args.warmup + 1}-"
              f"{args.steps} of {args.steps}, local ranks on one private loopback. MB per rank per step.", "",

@@ -189,7 +189,9 @@ def load_bytes(path: Path | None) -> tuple[float, float]:
         return transport, 0.0
     n = np.array([x["ranks"] for x in rows], float)
     buckets = np.array([x.get("buckets_per_step", 2.0) for x in rows])
-    peers = np.array([x["to_peers"] for x in rows]) - buckets * (n - 1) * (SIZE_BYTES + 8 * (CONTROL_FIELDS + n))
+    # files written before the per-peer control row carry no "control_int64_per_peer": 10 fields + N sizes
+    control = 8 * (r["control_int64_per_peer"] if "control_int64_per_peer" in r else CONTROL_FIELDS + n)
+    peers = np.array([x["to_peers"] for x in rows]) - buckets * (n - 1) * (SIZE_BYTES + control)
     design = np.stack([2 * (n - 1) / n, n - 1], axis=1)
     return transport, float(np.linalg.lstsq(design, peers, rcond=None)[0][1])
 

@@ -59,6 +59,9 @@ METHODS: dict[str, list[str]] = {
     "adlcodec-1bit-reduce-scatter": ["--hook", "adacomp", "--bits", "1", "--exchange", "reduce-scatter"],
     "adlcodec-8bit-allgather": ["--hook", "adacomp", "--bits", "8", "--exchange", "allgather"],
     "adlcodec-8bit-reduce-scatter": ["--hook", "adacomp", "--bits", "8", "--exchange", "reduce-scatter"],
+    # one DDP bucket a step instead of two: half the collectives (and per-peer transfers), nothing overlapped
+    "adlcodec-1bit-reduce-scatter-1bucket": ["--hook", "adacomp", "--bits", "1", "--exchange", "reduce-scatter",
+                                             "--bucket-cap-mb", "16"],
 }
 # What issue 18 measures once the exchanges exist (docs/TESTBED.md); the defaults run what exists today.
 ISSUE_METHODS = ["allreduce-fp32", "fp16_compress_hook", "powerSGD-rank1", "powerSGD-rank2",
