@@ -805,10 +805,9 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
         mine = np.array([message.size], np.int64)
         _mpi_wait(state, comm.Iallgather(mine, sizes), "message sizes")
         synced = time.perf_counter()
-        displs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         recv = np.empty(int(sizes.sum()), np.uint8)
-        _mpi_wait(state, comm.Iallgatherv(message, [recv, sizes, displs, MPI.BYTE]), "messages")
-        return [recv[d : d + n] for d, n in zip(displs, sizes)], synced
+        _mpi_wait(state, comm.Iallgatherv(message, [recv, sizes, _displacements(sizes), MPI.BYTE]), "messages")
+        return _split(recv, sizes), synced
     group = state._channel()
     world = dist.get_world_size(group)
     sizes = [int(s[0]) for s in _torch_allgather_int64(state, np.array([message.size], np.int64), "message sizes")]
@@ -828,9 +827,7 @@ def _allgather_bytes(state: AdaCompState, message: np.ndarray) -> tuple[list[np.
     recv = torch.empty(sum(sizes), dtype=torch.uint8)
     _torch_wait(state, dist.all_to_all_single(recv, send, sizes, [message.size] * world, group=group,
                                               async_op=True), "messages", group)
-    offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
-    out = recv.numpy()
-    return [out[offsets[r] : offsets[r + 1]] for r in range(world)], synced
+    return _split(recv.numpy(), sizes), synced
 
 
 def _alltoall_control(state: AdaCompState, rows: np.ndarray) -> list[np.ndarray]:
@@ -876,16 +873,24 @@ def _alltoall_bytes(state: AdaCompState, messages: list[np.ndarray], incoming: l
     if state.transport == "mpi":
         from mpi4py import MPI
 
-        sdispls = np.concatenate(([0], np.cumsum(out_sizes)[:-1])).astype(np.int64)
-        rdispls = np.concatenate(([0], np.cumsum(incoming)[:-1])).astype(np.int64)
-        _mpi_wait(state, state._channel().Ialltoallv([send, out_sizes, sdispls, MPI.BYTE],
-                                                     [recv, incoming, rdispls, MPI.BYTE]), "slices to owners")
+        _mpi_wait(state, state._channel().Ialltoallv([send, out_sizes, _displacements(out_sizes), MPI.BYTE],
+                                                     [recv, incoming, _displacements(incoming), MPI.BYTE]),
+                  "slices to owners")
     else:
         group = state._channel()
         _torch_wait(state, dist.all_to_all_single(torch.from_numpy(recv), torch.from_numpy(send), incoming, out_sizes,
                                                   group=group, async_op=True), "slices to owners", group)
-    offsets = np.concatenate(([0], np.cumsum(incoming))).astype(np.int64)
-    return [recv[offsets[r] : offsets[r + 1]] for r in range(len(incoming))]
+    return _split(recv, incoming)
+
+
+def _displacements(sizes) -> np.ndarray:
+    """Where each of the concatenated parts of these sizes starts."""
+    return np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+
+
+def _split(buffer: np.ndarray, sizes) -> list[np.ndarray]:
+    """``buffer`` cut into consecutive views of these sizes (one per rank, in rank order)."""
+    return [buffer[d : d + int(n)] for d, n in zip(_displacements(sizes), sizes)]
 
 
 def _count_peer_bytes(state: AdaCompState, world: int, nbytes: int) -> None:
