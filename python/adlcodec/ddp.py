@@ -1272,9 +1272,9 @@ def choose_exchange(world: int, payload_bytes: float, link_mbps: float | None = 
     ``2·(N-1)/N·p``, whatever N, but in 4 collectives instead of 2 and through a second lossy stage: the
     owners re-compress the sums.  That stage costs accuracy (4 ranks, one epoch on 24,000 images:
     -2.8 points at 1 bit, -0.8 at 8 bits against the all-gather, docs/CLUSTER.md), and on the emulated Pi
-    testbed the reduce-scatter was at most 10 % faster up to 32 ranks.  So the all-gather stays until its
+    testbed the reduce-scatter's step was 7 % shorter at 8 ranks and 18 % at 32 (docs/TESTBED.md).  So the all-gather stays until its
     transfer alone, ``(N-1)·p/b``, would exceed ``MAX_ALLGATHER_S`` per bucket (at 100 Mbit/s and the
-    paper CNN's 40 kB 1-bit classifier payload: from about 80 ranks on), and the reduce-scatter's saving
+    paper CNN's 1-bit classifier payload, estimated at 55 kB: from 58 ranks on), and the reduce-scatter's saving
     also outweighs its extra messages, ``(1 - 2/N)·p/b > 2·α``.  ``α`` is ``MESSAGE_LATENCY_S`` per hop,
     ``b`` the link rate (``link_mbps``, else ``DEFAULT_LINK_MBPS``, a Pi 3B+'s Fast Ethernet).
     """
