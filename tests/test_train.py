@@ -129,6 +129,34 @@ def test_overlap_and_bucketing_do_not_change_a_bit(uninterrupted):
     assert in_call["state_digest"] == uninterrupted["state_digest"]
 
 
+def test_step_beyond_compute_is_split_at_the_slowest_ranks_backward():
+    from adlcodec.train import _waiting
+
+    # rank x step x (start, own backward computed, backward() returned)
+    a = dict(boot_id="b", marks=[(0.0, 1.0, 2.5), (10.0, 12.0, 12.5)])
+    b = dict(boot_id="b", marks=[(0.0, 2.0, 2.5), (10.0, 11.0, 12.4)])
+    w = _waiting([a, b])
+    assert w["fwd_bwd_s"] == pytest.approx((1 + 2 + 2 + 1) / 4)
+    assert w["wait_for_slowest_s"] == pytest.approx((1 + 0 + 0 + 1) / 4)
+    assert w["after_slowest_s"] == pytest.approx((0.5 + 0.5 + 0.5 + 0.4) / 4)
+    # two kernels, two clocks: no split
+    assert _waiting([a, dict(b, boot_id="c")])["wait_for_slowest_s"] is None
+    assert _waiting([a, dict(b, marks=b["marks"][:1])])["after_slowest_s"] is None
+
+
+def test_barrier_hook_waits_for_every_rank_but_averages_nothing(uninterrupted):
+    # the testbed's floor of a synchronous step: the ranks meet once per bucket, each keeps its own gradient
+    r = run(TrainConfig(**dict(SMALL, optimizer="sgd", hook="barrier")))
+    assert r["steps"] == 12 and r["config"]["hook"] == "barrier"
+    assert not r["replicas_identical"]  # averaged gradients would have kept them identical
+    assert r["payload_bytes_per_step"] == 4
+    # one clock for both ranks: no rank's backward() can return before the slowest rank handed over its last
+    # bucket, since the last bucket's allreduce needs every rank
+    assert r["fwd_bwd_s"] > 0 and r["wait_for_slowest_s"] >= 0 and r["after_slowest_s"] >= 0
+    same_data_averaged = run(TrainConfig(**dict(SMALL, optimizer="sgd", hook="allreduce")))
+    assert same_data_averaged["replicas_identical"]
+
+
 # reduce-scatter on 3 ranks: each rank owns a slice, so a resume must restore the owners' residuals too
 SMALL_RS = dict(SMALL, ranks=3, exchange="reduce_scatter")
 

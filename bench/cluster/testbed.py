@@ -62,6 +62,9 @@ METHODS: dict[str, list[str]] = {
     # one DDP bucket a step instead of two: half the collectives (and per-peer transfers), nothing overlapped
     "adlcodec-1bit-reduce-scatter-1bucket": ["--hook", "adacomp", "--bits", "1", "--exchange", "reduce-scatter",
                                              "--bucket-cap-mb", "16"],
+    # not a method: the ranks wait for each other once per bucket and send nothing, so its step is the least
+    # any synchronous exchange can take on the testbed (the slowest rank's compute each step, plus a latency)
+    "sync-floor": ["--hook", "barrier"],
 }
 # What issue 18 measures once the exchanges exist (docs/TESTBED.md); the defaults run what exists today.
 ISSUE_METHODS = ["allreduce-fp32", "fp16_compress_hook", "powerSGD-rank1", "powerSGD-rank2",
@@ -551,7 +554,8 @@ def summarize(method, ranks, factor, rate, out, compute, capacity, memory_limit)
         compute_only_step_time_s=None if compute is None else compute["step_time_s"],
         wire_bytes_per_rank_step=r["wire_bytes_per_rank_step"], payload_bytes_per_step=r["payload_bytes_per_step"],
         compression_ratio=r["compression_ratio"], replicas_identical=r["replicas_identical"],
-        steps=r["steps"], accuracy=r["accuracy"], accuracy_curve=r["accuracy_curve"], train_seconds=r["seconds"],
+        fwd_bwd_s=r.get("fwd_bwd_s"), wait_for_slowest_s=r.get("wait_for_slowest_s"),
+        after_slowest_s=r.get("after_slowest_s"), steps=r["steps"], accuracy=r["accuracy"], accuracy_curve=r["accuracy_curve"], train_seconds=r["seconds"],
         wall_s=out["wall_s"], memory_limit_bytes=memory_limit,
         peak_rss_bytes_per_rank=[x["max_rss_bytes"] for x in per_rank],
         cgroup_peak_bytes_per_rank=[x["cgroup_peak_bytes"] for x in per_rank],
@@ -584,6 +588,8 @@ def write_markdown(results: dict, path: Path) -> None:
         return "-" if v is None else f"{1000 * v:.0f}"
 
     rows = results["runs"]
+    floors = {(r["factor"], r["rate"], r["ranks"]): r["step_time_s"] for r in rows
+              if r["method"] == "sync-floor" and r["status"] == "ok"}
     lines = [f"Testbed run at commit {results['commit']}, {results['started_utc']} UTC, wall {results['wall_s']:.0f} s. "
              f"Paper CNN hidden {results['hidden']}, batch {results['batch_size']} per rank, one torch thread per "
              f"rank, memory cap {_cap(results['memory_limit'])} per rank, {results['cores']} cores available. "
@@ -598,12 +604,14 @@ def write_markdown(results: dict, path: Path) -> None:
                 continue
             lines += [f"### {factor:g}x slower than one x86 core, {rate} per link", "",
                       "| method | ranks | step (ms) | compute-only (ms) | step - compute (ms) | wire MB/rank/step "
-                      "| peak RSS MiB/rank (max) | cgroup peak MiB/rank (max) | time to fp32 final | status |",
-                      "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                      "| peak RSS MiB/rank (max) | cgroup peak MiB/rank (max) | time to fp32 final "
+                      "| step - sync floor (ms) | own fwd+bwd (ms) | waiting for the slowest rank (ms) "
+                      "| after the slowest rank's backward (ms) | status |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
             for r in sorted(sel, key=lambda r: (r["ranks"], r["method"])):
                 if r["status"] != "ok":
                     lines.append(f"| {r['method']} | {r['ranks']} | - | {ms(r.get('compute_only_step_time_s'))} | - | - "
-                                 f"| - | - | - | FAILED: {r['error']} |")
+                                 f"| - | - | - | - | - | - | - | FAILED: {r['error']} |")
                     continue
                 comp = r["compute_only_step_time_s"]
                 rest = None if comp is None else r["step_time_s"] - comp
@@ -611,16 +619,23 @@ def write_markdown(results: dict, path: Path) -> None:
                 ttf = r.get("time_to_fp32_final")
                 ttf_s = "-" if not ttf else f"{ttf['seconds']:.0f} s (step {ttf['step']})"
                 flag = " (over-subscribed)" if r["oversubscribed"] else ""
+                floor = floors.get((factor, rate, r["ranks"]))
                 lines.append(
                     f"| {r['method']} | {r['ranks']} | {ms(r['step_time_s'])} | {ms(comp)} | {ms(rest)} | {wire} | "
                     f"{max(r['peak_rss_bytes_per_rank']) / MIB:.0f} | {max(r['cgroup_peak_bytes_per_rank']) / MIB:.0f} "
-                    f"| {ttf_s} | ok{flag} |")
+                    f"| {ttf_s} | {ms(None if floor is None else r['step_time_s'] - floor)} | {ms(r.get('fwd_bwd_s'))} "
+                    f"| {ms(r.get('wait_for_slowest_s'))} | {ms(r.get('after_slowest_s'))} | ok{flag} |")
             lines.append("")
     lines += ["Peak RSS: the rank process's own peak resident set (getrusage, shared libraries included, as a "
               "Pi would hold them); cgroup peak: memory.max_usage_in_bytes of the rank's memory cgroup (what "
               "the cap is enforced on: anonymous memory plus page cache charged to it). compute-only: "
               "bench/cluster/compute_only.py in the same number of processes under the same quota and cap, "
-              "no communication.", ""]
+              "no communication. sync floor: the method sync-floor in the same run (ranks wait for each "
+              "other once per bucket and send nothing: what any synchronous exchange costs at least, measured minutes apart from the others). The last "
+              "three columns split each run's own step, within the run (means over ranks and timed steps, one "
+              "clock for all ranks): a rank's forward and backward computation, then the wait until the slowest "
+              "rank's backward computation in that step ended, then what remained of backward() after that: the "
+              "exchange no computation hid.", ""]
     if results.get("throttle_check"):
         lines += ["Throttle check (compute_only.py, one rank alone):", "",
                   "| factor | unthrottled (ms/step) | throttled (ms/step) | measured slowdown |", "|---:|---:|---:|---:|"]

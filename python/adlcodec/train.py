@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-HOOKS = ("allreduce", "fp16", "powersgd", "adacomp")
+# "barrier" is an instrument, not a way to train: see barrier_hook
+HOOKS = ("allreduce", "fp16", "powersgd", "adacomp", "barrier")
 OPTIMIZERS = ("sgd", "adam", "adamax", "adagrad", "adadelta", "rmsprop", "adl")
 # torch's documented defaults, except SGD/ADL: 0.002 with momentum 0.9 for this CNN at batch 32 per rank.
 # At 0.02 (an effective step of 0.2) one evaluation swings by points from snapshot to snapshot, and
@@ -294,6 +295,8 @@ def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
             total += 4 * n
         elif hook == "fp16":
             total += 2 * n
+        elif hook == "barrier":
+            continue
         elif hook == "powersgd":
             if p.dim() > 1:
                 rows, cols = p.shape[0], n // p.shape[0]
@@ -302,7 +305,49 @@ def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
                 total += 4 * (lowrank if rows * cols >= 2 * lowrank else n)
             else:
                 total += 4 * n
-    return total
+    return total if hook != "barrier" else 4  # one float32 per bucket; at least one bucket
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _waiting(everyone: list[dict]) -> dict:
+    """Where a synchronous step's time beyond a rank's own computation goes, means over ranks and timed steps:
+    ``fwd_bwd_s``, a rank's own forward and backward computation; ``wait_for_slowest_s``, from there to the
+    end of the slowest rank's backward computation in the same step (no exchange can finish sooner);
+    ``after_slowest_s``, from there to the end of ``backward()`` (the exchange that nothing hid).
+
+    The ranks' clocks must be one clock: only when every rank ran under the same kernel (same boot id, so
+    one CLOCK_MONOTONIC, which ``perf_counter`` reads on Linux), e.g. the emulated testbed; else ``None``."""
+    none = dict(fwd_bwd_s=None, wait_for_slowest_s=None, after_slowest_s=None)
+    if len({m["boot_id"] for m in everyone}) != 1 or everyone[0]["boot_id"] is None:
+        return none
+    if len({len(m["marks"]) for m in everyone}) != 1 or not everyone[0]["marks"]:
+        return none
+    t = np.array([m["marks"] for m in everyone])  # rank x step x (start, computed, backward returned)
+    slowest = t[:, :, 1].max(axis=0)
+    return dict(fwd_bwd_s=float((t[:, :, 1] - t[:, :, 0]).mean()),
+                wait_for_slowest_s=float((slowest - t[:, :, 1]).mean()),
+                after_slowest_s=float((t[:, :, 2] - slowest).mean()))
+
+
+def barrier_hook(_, bucket):
+    """A DDP hook that makes the ranks wait for each other as any exchange does, but sends one number per
+    bucket and leaves each rank its own gradient.
+
+    Its step time is the floor of every synchronous exchange on a cluster: the compute of the slowest rank
+    in each step (ranks whose speed jitters finish their backward at different times) plus one message
+    latency, with no bytes and no codec work.  Replicas drift apart, so it measures and does not train."""
+    import torch
+    import torch.distributed as dist
+
+    token = torch.zeros(1)
+    buffer = bucket.buffer()
+    return dist.all_reduce(token, async_op=True).get_future().then(lambda _: buffer)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -568,6 +613,8 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
             start_powerSGD_iter=config.start_iter, random_seed=config.seed,
         )
         ddp.register_comm_hook(hook_state, powerSGD_hook.powerSGD_hook)
+    elif config.hook == "barrier":
+        ddp.register_comm_hook(None, barrier_hook)
 
     start_step = 0
     resumed_world = None
@@ -613,6 +660,13 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
                    file=sys.stderr)
 
     step_times = []
+    # per timed step: (start, end of this rank's backward computation, end of backward()), perf_counter
+    # seconds; the middle one is when the last parameter's gradient was accumulated, i.e. when DDP handed the
+    # last bucket to the hook, whatever the hook
+    marks = []
+    grads_done = [0.0]
+    done_hooks = [p.register_post_accumulate_grad_hook(lambda _: grads_done.__setitem__(0, time.perf_counter()))
+                  for p in model.parameters() if p.requires_grad]
     skipped = 0
     tx_start = peer_start = None
     timed_steps = 0
@@ -643,6 +697,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         optimizer.zero_grad(set_to_none=False)
         loss = F.cross_entropy(ddp(xb), yb)
         loss.backward()
+        backward_returned = time.perf_counter()
         if hook_state is not None and getattr(hook_state, "last_step_nonfinite", False):
             skipped += 1  # every rank saw the same flag: all skip together
         else:
@@ -650,6 +705,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         dt = time.perf_counter() - t0
         if step - start_step >= config.timing_warmup:
             step_times.append(dt)
+            marks.append((t0, grads_done[0], backward_returned))
             timed_steps += 1
         loss_value = loss.item()
         extra["window"].append(loss_value)
@@ -676,6 +732,8 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
             if scheduler is not None:
                 extra["scheduler"] = scheduler.state_dict()
             _save_checkpoint(config, rank, world, done, model, optimizer, hook_state, extra)
+    for h in done_hooks:
+        h.remove()
     tx_end = _net_tx_bytes(iface)
     peer_end = _peer_bytes(hook_state)
     wall = time.perf_counter() - t_run
@@ -710,7 +768,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
     mine = dict(peer_bytes_per_step=peer,
                 step_time_mean=float(np.mean(step_times)) if step_times else None,
                 step_time_median=float(np.median(step_times)) if step_times else None,
-                wire_bytes_per_step=wire,
+                wire_bytes_per_step=wire, marks=marks, boot_id=_boot_id(),
                 # every rank must have taken the same decisions: compare a digest of them
                 budget_decisions=None if budget is None else hashlib.sha256(json.dumps(
                     [budget["history"], budget["plan"]], sort_keys=True).encode()).hexdigest())
@@ -736,6 +794,7 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
         peer_bytes_per_rank_step=float(np.mean(peers)) if peers else None,
         wall_s=wall, state_digest=digest, replicas_identical=len(set(digests)) == 1, hook_stats=stats,
         budget_decisions_identical=None if budget is None else len({m["budget_decisions"] for m in everyone}) == 1,
+        **_waiting(everyone),
     )
     _report(result)
     if config.out:
@@ -820,7 +879,10 @@ def _report(r: dict) -> None:
         f"  saved vs fp32        {mb(r['dense_bytes_per_step'] - r['payload_bytes_per_step'])} per rank per step "
         f"({100 * (1 - r['payload_bytes_per_step'] / r['dense_bytes_per_step']):.1f} % of the fp32 allreduce input)\n"
         f"  bytes on the wire    {mb(r['wire_bytes_per_rank_step'])} per rank per step ({r['wire_iface']})\n"
-        f"  replicas identical   {r['replicas_identical']}",
+        f"  replicas identical   {r['replicas_identical']}"
+        + ("" if r.get("wait_for_slowest_s") is None else
+           f"\n  step beyond compute  {1000 * r['wait_for_slowest_s']:.1f} ms waiting for the slowest rank's "
+           f"backward, {1000 * r['after_slowest_s']:.1f} ms after it"),
         flush=True,
     )
     stats = r.get("hook_stats") or {}
@@ -861,7 +923,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-lr", type=float, default=None, help="adl clamp (default 2 x initial)")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--hook", choices=HOOKS, default=None, help="default: adacomp for adl, allreduce otherwise")
+    p.add_argument("--hook", choices=HOOKS, default=None, help="default: adacomp for adl, allreduce otherwise; barrier: ranks wait for each "
+                   "other but exchange nothing (the floor of any synchronous step; replicas drift apart)")
     p.add_argument("--bits", type=int, default=d.bits)
     p.add_argument("--bin-size", type=int, default=None, help="default: 50 for conv, 500 for linear")
     p.add_argument("--start-iter", type=int, default=d.start_iter)
