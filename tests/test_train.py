@@ -153,8 +153,8 @@ def test_barrier_hook_waits_for_every_rank_but_averages_nothing(uninterrupted):
     # one clock for both ranks: no rank's backward() can return before the slowest rank handed over its last
     # bucket, since the last bucket's allreduce needs every rank
     assert r["fwd_bwd_s"] > 0 and r["wait_for_slowest_s"] >= 0 and r["after_slowest_s"] >= 0
-    same_data_averaged = run(TrainConfig(**dict(SMALL, optimizer="sgd", hook="allreduce")))
-    assert same_data_averaged["replicas_identical"]
+    # the same shards with gradients averaged (the adacomp hook) kept the replicas identical
+    assert uninterrupted["replicas_identical"]
 
 
 # reduce-scatter on 3 ranks: each rank owns a slice, so a resume must restore the owners' residuals too

@@ -555,7 +555,8 @@ def summarize(method, ranks, factor, rate, out, compute, capacity, memory_limit)
         wire_bytes_per_rank_step=r["wire_bytes_per_rank_step"], payload_bytes_per_step=r["payload_bytes_per_step"],
         compression_ratio=r["compression_ratio"], replicas_identical=r["replicas_identical"],
         fwd_bwd_s=r.get("fwd_bwd_s"), wait_for_slowest_s=r.get("wait_for_slowest_s"),
-        after_slowest_s=r.get("after_slowest_s"), steps=r["steps"], accuracy=r["accuracy"], accuracy_curve=r["accuracy_curve"], train_seconds=r["seconds"],
+        after_slowest_s=r.get("after_slowest_s"), steps=r["steps"], accuracy=r["accuracy"],
+        accuracy_curve=r["accuracy_curve"], train_seconds=r["seconds"],
         wall_s=out["wall_s"], memory_limit_bytes=memory_limit,
         peak_rss_bytes_per_rank=[x["max_rss_bytes"] for x in per_rank],
         cgroup_peak_bytes_per_rank=[x["cgroup_peak_bytes"] for x in per_rank],
@@ -631,8 +632,8 @@ def write_markdown(results: dict, path: Path) -> None:
               "the cap is enforced on: anonymous memory plus page cache charged to it). compute-only: "
               "bench/cluster/compute_only.py in the same number of processes under the same quota and cap, "
               "no communication. sync floor: the method sync-floor in the same run (ranks wait for each "
-              "other once per bucket and send nothing: what any synchronous exchange costs at least, measured minutes apart from the others). The last "
-              "three columns split each run's own step, within the run (means over ranks and timed steps, one "
+              "other once per bucket and send nothing: what any synchronous exchange costs at least, measured "
+              "minutes apart from the others). The last three columns split each run's own step, within the run (means over ranks and timed steps, one "
               "clock for all ranks): a rank's forward and backward computation, then the wait until the slowest "
               "rank's backward computation in that step ended, then what remained of backward() after that: the "
               "exchange no computation hid.", ""]

@@ -288,6 +288,8 @@ def state_digest(module) -> str:
 
 def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
     """Bytes each rank puts into the collective per step for the built-in hooks."""
+    if hook == "barrier":
+        return 4  # one float32 a bucket, counted once
     total = 0
     for p in model.parameters():
         n = p.numel()
@@ -295,8 +297,6 @@ def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
             total += 4 * n
         elif hook == "fp16":
             total += 2 * n
-        elif hook == "barrier":
-            continue
         elif hook == "powersgd":
             if p.dim() > 1:
                 rows, cols = p.shape[0], n // p.shape[0]
@@ -305,7 +305,7 @@ def _payload_bytes_per_step(hook: str, model, powersgd_rank: int) -> int:
                 total += 4 * (lowrank if rows * cols >= 2 * lowrank else n)
             else:
                 total += 4 * n
-    return total if hook != "barrier" else 4  # one float32 per bucket; at least one bucket
+    return total
 
 
 def _boot_id() -> str | None:
@@ -923,8 +923,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-lr", type=float, default=None, help="adl clamp (default 2 x initial)")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--hook", choices=HOOKS, default=None, help="default: adacomp for adl, allreduce otherwise; barrier: ranks wait for each "
-                   "other but exchange nothing (the floor of any synchronous step; replicas drift apart)")
+    p.add_argument("--hook", choices=HOOKS, default=None,
+                   help="default: adacomp for adl, allreduce otherwise; barrier: ranks wait for each other but "
+                   "exchange nothing (the floor of any synchronous step; replicas drift apart)")
     p.add_argument("--bits", type=int, default=d.bits)
     p.add_argument("--bin-size", type=int, default=None, help="default: 50 for conv, 500 for linear")
     p.add_argument("--start-iter", type=int, default=d.start_iter)
