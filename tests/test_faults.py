@@ -530,6 +530,20 @@ for step in range(6):
 '''
 
 
+def test_hook_errors_survive_the_pickling_launchers_do_with_their_fields():
+    # Ray Train and multiprocessing hand a failed rank's exception to the driver pickled; one that cannot be
+    # rebuilt there turns "rank 2 did not answer" into a TypeError about __init__
+    from adlcodec.ddp import AdaCompConfigError, CollectiveTimeoutError, NonFiniteGradientError
+
+    timeout = pickle.loads(pickle.dumps(CollectiveTimeoutError("allgather timed out", [2, 3])))
+    assert type(timeout) is CollectiveTimeoutError and str(timeout) == "allgather timed out"
+    assert timeout.missing == [2, 3] and isinstance(timeout, TimeoutError)
+    assert pickle.loads(pickle.dumps(CollectiveTimeoutError("x", None))).missing is None
+    for exc in (AdaCompConfigError("bits differ"), NonFiniteGradientError("nan in bucket 0")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc)
+
+
 @pytest.mark.parametrize("overlap", [True, False])
 def test_mpi_hook_times_out_on_a_frozen_rank_naming_it(tmp_path, overlap):
     script = tmp_path / "hook.py"

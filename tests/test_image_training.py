@@ -134,6 +134,21 @@ def test_wall_clock_budget_ends_training(tmp_path):
         train_image_model(TrainImageConfig(out=str(tmp_path / "x.npz"), quant_bits=(1,)), progress=False, images=images)
 
 
+def test_training_gives_the_caller_its_subnormal_floats_back(tmp_path):
+    # training flushes subnormals to zero for speed; the mode is the thread's, and it must not outlive the call
+    from adlcodec.image.training import TrainImageConfig, train_image_model
+
+    tiny = np.float32(1e-40)
+    assert tiny * np.float32(1) != 0 and torch.tensor([1e-40]).mul(1.0).item() != 0
+    images = np.random.default_rng(2).integers(0, 256, (32, 1, 28, 28), dtype=np.uint8)
+    config = TrainImageConfig(out=str(tmp_path / "m.npz"), latent_dim=8, width=8, epochs=1, batch_size=16, threads=1)
+    train_image_model(config, progress=False, images=images)
+    assert tiny * np.float32(1) != 0 and torch.tensor([1e-40]).mul(1.0).item() != 0
+    with pytest.raises(ValueError, match="quant_bits"):  # and on the way out through an error
+        train_image_model(TrainImageConfig(out=str(tmp_path / "x.npz"), quant_bits=(1,)), progress=False, images=images)
+    assert torch.tensor([1e-40]).mul(1.0).item() != 0
+
+
 def test_fine_tuning_keeps_the_architecture(tmp_path):
     from adlcodec.image.training import TrainImageConfig, train_image_model
 

@@ -161,6 +161,11 @@ class CollectiveTimeoutError(TimeoutError):
         super().__init__(message)
         self.missing = missing
 
+    def __reduce__(self):
+        # Launchers carry a rank's exception to the driver pickled (Ray Train, multiprocessing); the default
+        # reduction would call __init__ with the message alone and fail there, hiding the timeout.
+        return type(self), (self.args[0], self.missing)
+
 
 # A stalled peer must not stall the job for gloo's 30 minutes or MPI's forever; 5 minutes is far above any
 # exchange of this hook, even at Pi speeds with large models, and still short next to a training run.

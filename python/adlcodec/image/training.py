@@ -160,17 +160,32 @@ def _nested_quantized(z, prefixes, quant_bits, rng: np.random.Generator):
     return out
 
 
+def _flushes_subnormals(torch) -> bool:
+    return torch.tensor([1e-40]).mul(1.0).item() == 0.0
+
+
 def train_image_model(config: TrainImageConfig, progress: bool = True, images: np.ndarray | None = None) -> dict:
     """Trains and writes ``config.out``; returns a summary (model id, size, losses, seconds)."""
+    import torch
+
+    # Weights and activations drift into subnormal floats late in training; on x86 each subnormal operation
+    # costs ~100 cycles, which slowed steps by an order of magnitude in practice. The flush mode belongs to
+    # the calling thread (MXCSR), so the caller gets its own back: left on, it silently zeroes its tiny floats.
+    flushing = _flushes_subnormals(torch)
+    torch.set_flush_denormal(True)
+    try:
+        return _train_image_model(config, progress, images)
+    finally:
+        torch.set_flush_denormal(flushing)
+
+
+def _train_image_model(config: TrainImageConfig, progress: bool, images: np.ndarray | None) -> dict:
     import torch
 
     from tqdm import tqdm
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    # Weights and activations drift into subnormal floats late in training; on x86 each subnormal operation
-    # costs ~100 cycles, which slowed steps by an order of magnitude in practice.
-    torch.set_flush_denormal(True)
     rng = np.random.default_rng(config.seed)
     source = "array"
     if images is None:
