@@ -198,7 +198,7 @@ def test_sigterm_during_a_run_tears_down_namespaces_cgroups_and_ranks(tmp_path):
     assert not any(Path(f"/proc/{p}").exists() for p in rank_pids)
 
 
-def test_the_capacity_check_refuses_an_over_subscribed_plan(monkeypatch, capsys):
+def test_the_capacity_check_refuses_an_over_subscribed_plan(monkeypatch, capsys, tmp_path):
     # 1/factor core per rank on 2 cores: 10 ranks fit at 5x, 20 at 10x, 40 at 20x
     assert [c["max_ranks_that_fit"] for c in testbed.check_capacity([(1, 5), (1, 10), (1, 20)], 2, False)] == [10, 20, 40]
     testbed.check_capacity([(10, 5), (20, 10), (32, 20)], 2, False)
@@ -206,6 +206,21 @@ def test_the_capacity_check_refuses_an_over_subscribed_plan(monkeypatch, capsys)
         testbed.check_capacity([(4, 10), (32, 10)], 2, False)
     flagged = testbed.check_capacity([(32, 10)], 2, True)
     assert flagged[0]["oversubscribed"]
+    # the helper threads' groups (3 other cores of quota each) are flagged, not refused: 32 ranks at 40x train
+    # on 0.8 cores but promise 3.2 when every rank encodes at once; with one other core, 1.6 fits
+    (busy,) = testbed.check_capacity([(32, 40)], 2, False, other_cores=3)
+    assert not busy["oversubscribed"] and busy["cores_needed"] == pytest.approx(0.8)
+    assert busy["cores_needed_helpers_busy"] == pytest.approx(3.2) and busy["helpers_may_oversubscribe"]
+    (fits,) = testbed.check_capacity([(32, 40)], 2, False, other_cores=1)
+    assert fits["cores_needed_helpers_busy"] == pytest.approx(1.6) and not fits["helpers_may_oversubscribe"]
+    # the 32-rank run of results/testbed-wait32 was such a run: its report says so once the rows carry the flag
+    results = json.loads((REPO / "bench/cluster/results/testbed-wait32/results.json").read_text())
+    cap = testbed.check_capacity([(32, 40)], results["cores"], False, results["other_cores"])[0]
+    for r in results["runs"]:
+        r["helpers_may_oversubscribe"] = cap["helpers_may_oversubscribe"]
+    testbed.write_markdown(results, tmp_path / "results.md")
+    report = (tmp_path / "results.md").read_text()
+    assert report.count("ok (helpers may over-subscribe) |") == 3 and "every rank's helper threads busy" in report
     # the CLI refuses before it builds anything
     monkeypatch.setattr(testbed, "available_cores", lambda: 2)
     assert testbed.main(["--ranks", "4,32", "--factors", "10", "--out", "/nonexistent/never-written"]) == 2
