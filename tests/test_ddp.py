@@ -67,15 +67,20 @@ def _start_ranks(world, fn, args, outdir, isolate):
             ifaces = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
         with open(os.path.join(outdir, "ifaces.pkl"), "wb") as f:
             pickle.dump(ifaces, f)
+    # One fresh interpreter imports torch and the rank function's module, then forks every rank from that
+    # clean state: `import torch` alone is ~3 s of CPU, paid once per test instead of once per rank. It is
+    # started here, after unshare, so the ranks it forks share this private namespace.
+    mp.set_forkserver_preload(["torch", "torch.distributed", "torch.nn.parallel", "adlcodec.ddp", __name__,
+                               fn.__module__])
     mp.start_processes(_entry, args=(world, _free_port(), fn, args, outdir), nprocs=world, join=True,
-                       start_method="spawn")
+                       start_method="forkserver")
 
 
 def run_ranks(fn, world, *args, isolate=ISOLATED):
     """Run ``fn(rank, world, *args)`` on ``world`` gloo ranks; return their results in rank order."""
     with tempfile.TemporaryDirectory() as outdir:
         # A separate process owns the private namespace, so pytest itself never leaves the host's.
-        # fork is cheap and the child only sets up the namespace and spawns fresh interpreters
+        # fork is cheap, and the child only sets up the namespace and starts the ranks' fork server
         parent = mp.get_context("fork").Process(target=_start_ranks, args=(world, fn, args, outdir, isolate))
         parent.start()
         parent.join()
