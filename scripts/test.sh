@@ -7,9 +7,8 @@
 # The host suite runs on TEST_WORKERS pytest-xdist workers, longest modules first (tests/conftest.py; default
 # 3 on 2 cores: multi-rank tests spend part of their time waiting on sockets, throttled ranks or timeouts),
 # handed out one test at a time (xdist's default first hands each worker a quarter of its share in a row,
-# which put every long module on the first worker),
-# and the aarch64 build and emulated run go on beside it, logged to build/aarch64.log. Arguments are passed
-# to the host pytest.
+# which put every long module on the first worker), and the aarch64 build and emulated run go on beside it,
+# logged to build/aarch64.log. Arguments are passed to the host pytest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}

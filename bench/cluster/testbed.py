@@ -558,7 +558,7 @@ def summarize(method, ranks, factor, rate, out, compute, capacity, memory_limit)
     return dict(
         method=method, ranks=ranks, factor=factor, rate=rate, status="ok", error=None,
         oversubscribed=capacity["oversubscribed"], cores_needed=capacity["cores_needed"],
-        helpers_may_oversubscribe=capacity.get("helpers_may_oversubscribe", False),
+        helpers_may_oversubscribe=capacity["helpers_may_oversubscribe"],
         step_time_s=r["step_time_s"], step_time_median_s=r["step_time_median_s"],
         compute_only_step_time_s=None if compute is None else compute["step_time_s"],
         wire_bytes_per_rank_step=r["wire_bytes_per_rank_step"], payload_bytes_per_step=r["payload_bytes_per_step"],
