@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import adlcodec
+from examples_budget import examples
 from reference import reference_step
 
 ALL_BITS = (1, 2, 4, 8, 16, 32)
@@ -314,7 +315,7 @@ def test_check_finite_off_is_memory_safe_and_decoder_rejects_result(kernel):
 finite_f32 = st.floats(float(np.float32(-1e30)), float(np.float32(1e30)), width=32)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=hnp.arrays(np.float32, st.integers(0, 400), elements=finite_f32),
     bin_size=st.integers(1, 70),

@@ -386,9 +386,20 @@ def _hermetic(cmd, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def reference():
-    """The 2-rank run of SMALL that never fails."""
-    return train(**dict(SMALL, ranks=2, checkpoint_every=0, fail_at_step=None))
+def reference(tmp_path_factory):
+    """The 2-rank run of SMALL that never fails; under pytest-xdist run once for all the workers."""
+    import fcntl
+    import json
+
+    cfg = dict(SMALL, ranks=2, checkpoint_every=0, fail_at_step=None)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return train(**cfg)
+    shared = tmp_path_factory.getbasetemp().parent / "test_faults-reference.json"  # this session's, every worker's
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not shared.exists():
+            shared.write_text(json.dumps(train(**cfg)))
+        return json.loads(shared.read_text())
 
 
 @pytest.mark.parametrize("mode", ["stop", "kill"])
@@ -407,6 +418,30 @@ def test_torchrun_restarts_after_a_failed_rank_and_ends_bit_identical(tmp_path, 
     r = json.loads(out.read_text())
     assert r["launcher"] == "env" and r["resumed_from"] == 4
     assert r["state_digest"] == reference["state_digest"]
+
+
+# Two ranks launched by hand (env://, as on two Pis), the second 8 s after the first, with --timeout 2.
+LATE_START = r"""
+set -u
+cd "$1"; py=$2; shift 2
+export MASTER_ADDR=127.0.0.1 MASTER_PORT=29547 WORLD_SIZE=2
+RANK=0 LOCAL_RANK=0 "$py" -m adlcodec.train "$@" --out r.json > r0.log 2>&1 & first=$!
+sleep 8
+RANK=1 LOCAL_RANK=1 "$py" -m adlcodec.train "$@" > r1.log 2>&1; second=$?
+wait $first; echo "exit $? $second"
+"""
+
+
+def test_a_rank_that_starts_late_is_not_taken_for_a_frozen_one(tmp_path, reference):
+    # --timeout bounds the collectives of the training steps. Ranks that start seconds apart (one Pi slower
+    # to import torch or read the data) must still meet: before the first step the limit is start-up's.
+    import json
+
+    proc = _hermetic(["bash", "-c", LATE_START, "late", str(tmp_path), sys.executable, *ARGS, "--timeout", "2"])
+    logs = "".join((tmp_path / f"r{r}.log").read_text()[-2000:] for r in (0, 1) if (tmp_path / f"r{r}.log").exists())
+    assert proc.stdout.strip() == "exit 0 0", proc.stdout + proc.stderr[-2000:] + logs
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["launcher"] == "env" and r["state_digest"] == reference["state_digest"]
 
 
 # Node A starts alone; node B joins (1 -> 2 ranks); B's agent and rank are killed once the pair has
@@ -524,10 +559,28 @@ for step in range(6):
     try:
         ddp(torch.randn(4, 600)).sum().backward()
     except Exception as exc:  # DDP hands a hook's error on as RuntimeError when it came through a future
-        print(f"rank {rank} after {time.monotonic() - t0:.1f} s: {exc}", flush=True)
+        # a file per rank: mpirun interleaves the ranks' output and can split a line between two of them
+        with open(os.path.join(sys.argv[3], f"rank{rank}.txt"), "w") as f:
+            f.write(f"{time.monotonic() - t0:.1f} {exc}")
         time.sleep(2)  # let the other live rank report too
         comm.Abort(3)
 '''
+
+
+def test_gloo_timeouts_are_recognised_on_both_ends_of_a_pair():
+    # On a loaded box the rank that gives up first closes its pairs; its peers then fail with a different
+    # message (seen on CI: rank 0 read "pair closure" while rank 1 had timed out), which must still lead to
+    # naming the silent rank rather than to a bare RuntimeError.
+    from adlcodec.ddp import collective_failure
+
+    gave_up = "[gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 3000ms for recv operation to complete"
+    assert collective_failure(gave_up) == "timed out"
+    assert collective_failure("Application timeout caused pair closure") == "timed out"
+    assert collective_failure("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:20581") \
+        == "lost its connection"
+    assert collective_failure("Connection reset by peer") == "lost its connection"
+    assert collective_failure("a collective timed out: rank(s) [2] did not answer (frozen, dead or cut off)") is None
+    assert collective_failure("Unable to cast Python instance of type <class 'list'>") is None
 
 
 def test_hook_errors_survive_the_pickling_launchers_do_with_their_fields():
@@ -548,13 +601,15 @@ def test_hook_errors_survive_the_pickling_launchers_do_with_their_fields():
 def test_mpi_hook_times_out_on_a_frozen_rank_naming_it(tmp_path, overlap):
     script = tmp_path / "hook.py"
     script.write_text(_MPI_HOOK_SCRIPT)
-    proc = _hermetic([*MPIRUN, "-np", "3", sys.executable, str(script), "29500", str(int(overlap))], timeout=200)
+    proc = _hermetic([*MPIRUN, "-np", "3", sys.executable, str(script), "29500", str(int(overlap)), str(tmp_path)],
+                     timeout=200)
     assert proc.returncode != 0
     for rank in (0, 1):
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"rank {rank} after")]
-        assert line and "did not complete within 2 s" in line[0] and "rank(s) [2] did not answer" in line[0], \
-            proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert float(line[0].split()[3]) < 2 + 10 + 5  # the timeout, the heartbeat's grace, slack for load
+        report = tmp_path / f"rank{rank}.txt"
+        assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+        elapsed, message = report.read_text().split(" ", 1)
+        assert "did not complete within 2 s" in message and "rank(s) [2] did not answer" in message, message
+        assert float(elapsed) < 2 + 10 + 5  # the timeout, the heartbeat's grace, slack for load
 
 
 # ------------------------------------------------------------------ Dask
@@ -603,12 +658,15 @@ def _ray_job(cfg, max_failures, storage):
         ray.shutdown()
 
 
-@pytest.mark.parametrize("mode", ["stop", "kill"])
-def test_ray_torch_trainer_restarts_after_a_failed_rank_and_ends_bit_identical(tmp_path, reference, mode):
+def test_ray_torch_trainer_restarts_after_a_frozen_rank_and_ends_bit_identical(tmp_path, reference):
+    # A frozen rank: the live one gives up after the hook's timeout, and the error it raises must reach
+    # Ray's driver intact for the restart to happen. (A killed rank is Ray's own machinery on top of what
+    # the torchrun and Dask tests check; a Ray cluster under a loaded CI costs 4-7 minutes a test.)
     import random
 
-    step = random.Random(mode).randint(5, 7)  # after the checkpoint at step 4
-    cfg = dict(SMALL, ranks=2, checkpoint_dir=str(tmp_path / "ck"), fail_at_step=step, fail_mode=mode, timeout=5.0)
+    step = random.Random("stop").randint(5, 7)  # after the checkpoint at step 4
+    # 20 s, not less: under load a restarted rank can fall seconds behind its peer before it is frozen
+    cfg = dict(SMALL, ranks=2, checkpoint_dir=str(tmp_path / "ck"), fail_at_step=step, fail_mode="stop", timeout=20.0)
     r = in_netns(_ray_job, cfg, 1, str(tmp_path / "ray"))
     assert (tmp_path / "ck" / "failed-once").read_text().startswith(f"{step} ")
     assert r["launcher"] == "ray" and r["resumed_from"] == 4 and r["replicas_identical"]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import adlcodec
 import spec_decoder
+from examples_budget import examples
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 # Every version's golden set: version 1 beside the inputs, each later one in v<N>/. All of them must
@@ -66,7 +67,7 @@ def test_version_2_golden_payloads_are_version_1_with_the_section_split(case):
     assert spec_decoder.to_version_1(v2) == (GOLDEN / f"{case['name']}.adl").read_bytes()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     n=st.integers(0, 3000),
     bin_size=st.sampled_from([1, 2, 7, 50, 500]),
@@ -457,7 +458,7 @@ def test_non_finite_values_anywhere_in_a_long_section_are_rejected(rng, bits, ba
         assert_rejected_untouched(reseal(edited), "non-finite")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.binary(max_size=200))
 def test_random_bytes_never_crash(data):
     for candidate in (data, reseal(data), reseal(b"ADLC\x01\x01" + data), reseal(b"ADLC\x02\x01" + data)):
@@ -468,7 +469,7 @@ def test_random_bytes_never_crash(data):
         assert np.all(np.isfinite(dense))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4))
 def test_resealed_mutations_decode_or_fail_cleanly(seed, edits):
     payload = bytearray(sample_payload(n=500, bits=[1, 4, 16][seed % 3], seed=seed))
@@ -486,7 +487,7 @@ def test_resealed_mutations_decode_or_fail_cleanly(seed, edits):
     assert ours.reshape(-1).tobytes() == theirs.tobytes()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=3),

@@ -14,6 +14,7 @@ import pytest
 
 import adlcodec
 from adlcodec import _core
+from examples_budget import examples
 
 
 def forged(shape, bits=1):
@@ -96,7 +97,7 @@ def _sequential(state, key, grads, orders):
 
 @pytest.mark.parametrize("fresh_key", [False, True])
 def test_compressor_one_key_from_two_threads_equals_a_sequential_order(rng, fresh_key):
-    n, trials = 400_000, 30
+    n, trials = 400_000, examples(30)
     for trial in range(trials):
         grads = [rng.standard_normal(n, dtype=np.float32) for _ in range(2)]
         c = adlcodec.Compressor(bin_size=50, bits=1)

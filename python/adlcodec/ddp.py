@@ -110,6 +110,7 @@ __all__ = [
     "CollectiveTimeoutError",
     "DEFAULT_TIMEOUT_S",
     "unresponsive_ranks",
+    "collective_failure",
     "NonFiniteGradientError",
     "DEFAULT_CONV_BIN",
     "DEFAULT_FC_BIN",
@@ -909,13 +910,28 @@ def _own_part(state: AdaCompState, out_sizes: list[int]) -> int:
     return out_sizes[rank] if out_sizes else 0
 
 
+def collective_failure(message: str) -> str | None:
+    """What a gloo error says happened to a collective: "timed out", "lost its connection", or None for
+    anything else (and for errors that already name the silent ranks)."""
+    text = message.lower()
+    if "did not answer" in text:
+        return None
+    if "connection reset" in text or "connection closed" in text:  # a peer died
+        return "lost its connection"
+    # "Timed out waiting ..." on the rank that gave up first; its peers then read
+    # "Application timeout caused pair closure"
+    if "timed out" in text or "timeout caused pair closure" in text:
+        return "timed out"
+    return None
+
+
 def _torch_wait(state: AdaCompState, work, what: str, group) -> None:
     """Wait for a torch.distributed collective at most ``state.timeout`` seconds."""
     state._seq += 1
     try:
         work.wait(timeout=timedelta(seconds=state.timeout))
     except RuntimeError as exc:  # gloo: "Operation timed out!", or its own timeout on the group
-        if "timed out" not in str(exc).lower():
+        if collective_failure(str(exc)) != "timed out":
             raise
         _raise_timeout(state, what, unresponsive_ranks(state.iter, _probe_grace(state), group), exc)
 

@@ -12,7 +12,7 @@ Usage::
     result = train_on_ray(TrainConfig(ranks=4, optimizer="adl", checkpoint_dir="/shared/ck",
                                       checkpoint_every=50, timeout=60), max_failures=3)
 
-Ray Train makes the gloo process group (``TorchConfig(backend="gloo", timeout_s=config.timeout)``); every
+Ray Train makes the gloo process group (``TorchConfig(backend="gloo")``, ``config.timeout`` from the first step on); every
 worker then runs :func:`adlcodec.train` 's loop as a rank, and rank 0 reports the results.  When a worker
 fails — an exception, a collective that timed out because a rank froze, a worker that died — Ray Train
 stops the whole worker group and, up to ``max_failures`` times, starts it again; each rank then resumes from
@@ -27,6 +27,12 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["train_on_ray", "train_loop_per_worker"]
+
+
+def _startup_timeout_s(config) -> int:
+    from .train import STARTUP_TIMEOUT_S
+
+    return 1800 if config.timeout is None else int(max(config.timeout, STARTUP_TIMEOUT_S))
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -64,7 +70,8 @@ def train_on_ray(config, max_failures: int = 0, storage_path: str | None = None)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config},
-        torch_config=TorchConfig(backend="gloo", timeout_s=int(config.timeout or 1800)),
+        # start-up gets STARTUP_TIMEOUT_S (workers start seconds apart); the training loop tightens it to config.timeout
+        torch_config=TorchConfig(backend="gloo", timeout_s=_startup_timeout_s(config)),
         scaling_config=ScalingConfig(num_workers=config.ranks, use_gpu=False, resources_per_worker={"CPU": 1}),
         run_config=RunConfig(name="adlcodec-train", storage_path=storage_path,
                              failure_config=FailureConfig(max_failures=max_failures)),

@@ -492,8 +492,11 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     torch.use_deterministic_algorithms(True)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
-    # every collective of the job (DDP's, the loop's, the hook's) then fails within the timeout
-    limit = {} if config.timeout is None else dict(timeout=timedelta(seconds=config.timeout))
+    # Every collective of the training steps (DDP's, the loop's, the hook's) fails within the timeout. Before
+    # the first step, ranks that start, import and load data or a checkpoint at their own pace (one Pi a few
+    # seconds behind another) are not frozen: start-up has STARTUP_TIMEOUT_S, and _train tightens the limit.
+    limit = {} if config.timeout is None else dict(
+        timeout=timedelta(seconds=max(config.timeout, STARTUP_TIMEOUT_S)))
     if init_method is None:  # the launcher (Ray Train) has made the process group and will destroy it
         pass
     elif init_method == "env://" and restart is not None:
@@ -519,6 +522,9 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
 
 
 _PROGRESS: dict = {"step": None}
+# The limit on collectives before the first step (when TrainConfig.timeout is shorter): ranks import torch,
+# load data and read checkpoints at their own pace.
+STARTUP_TIMEOUT_S = 300.0
 
 
 def _name_the_silent(exc: RuntimeError, config) -> None:
@@ -526,16 +532,15 @@ def _name_the_silent(exc: RuntimeError, config) -> None:
     timed out: find the ranks that did not answer, as the hook does for its own, and say so."""
     import re
 
-    from .ddp import CollectiveTimeoutError, unresponsive_ranks
+    from .ddp import CollectiveTimeoutError, collective_failure, unresponsive_ranks
 
     if isinstance(exc, CollectiveTimeoutError):
         return
     named = re.search(r"adlcodec: the hook's .*? sets the limit", str(exc))
     if named:  # the hook's own error, handed on by DDP's future inside a RuntimeError ("Unable to cast ...")
         raise CollectiveTimeoutError(named.group(0), None) from exc
-    text = str(exc).lower()
-    lost = "connection reset" in text or "connection closed" in text  # gloo, when a peer died
-    if _PROGRESS["step"] is None or not ("timed out" in text or lost) or "did not answer" in text:
+    failure = collective_failure(str(exc))
+    if _PROGRESS["step"] is None or failure is None:
         return
     missing = unresponsive_ranks(_PROGRESS["step"], min(max(config.timeout or 10.0, 5.0), 10.0))
     if missing:
@@ -543,7 +548,7 @@ def _name_the_silent(exc: RuntimeError, config) -> None:
 
         raise CollectiveTimeoutError(
             f"adlcodec train: a collective of step {_PROGRESS['step']} "
-            f"{'lost its connection' if lost else 'timed out'} on rank {dist.get_rank()}: "
+            f"{failure} on rank {dist.get_rank()}: "
             f"rank(s) {missing} did not answer (frozen, dead or cut off); --timeout sets the limit", missing) from exc
 
 
@@ -658,6 +663,10 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
 
         bar = tqdm(total=total_steps, initial=start_step, desc=f"train[{config.hook}] {config.optimizer}", unit="step",
                    file=sys.stderr)
+
+    if config.timeout is not None:  # the process group was made with STARTUP_TIMEOUT_S (by Ray Train too)
+        dist.barrier()  # every rank is ready to step: from here a silent rank is a fault
+        dist.distributed_c10d._set_pg_timeout(timedelta(seconds=config.timeout))
 
     step_times = []
     # per timed step: (start, end of this rank's backward computation, end of backward()), perf_counter
