@@ -90,6 +90,58 @@ def uninterrupted():
     return run(TrainConfig(**SMALL))
 
 
+_FORK_SERVER_PROBE = r"""
+import json, multiprocessing, os, sys
+from multiprocessing import forkserver
+import torch.multiprocessing as mp
+from adlcodec.train import _rank_fork_server
+
+def report(rank, out):
+    with open(f"{out}/{rank}.json", "w") as f:
+        json.dump(dict(ppid=os.getppid(), mark=os.environ.get("ADLCODEC_PROBE_MARK"),
+                       preloaded="adlcodec.ddp" in sys.modules), f)
+
+def ranks(method, out, mark):
+    os.environ["ADLCODEC_PROBE_MARK"] = mark  # set after import: the ranks must see it all the same
+    mp.start_processes(report, args=(out,), nprocs=3, join=True, start_method=method)
+    return [json.load(open(f"{out}/{r}.json")) for r in range(3)]
+
+if __name__ == "__main__":
+    out = sys.argv[1]
+    server = forkserver._forkserver
+    before = list(server._preload_modules)
+    with _rank_fork_server() as method:
+        ours = dict(method=method, ranks=ranks(method, out, "first"))
+    ours["stopped"] = server._forkserver_pid is None and server._preload_modules == before
+    # a fork server the program already runs (its own preloads, its own environment) is left alone
+    ctx = multiprocessing.get_context("forkserver")
+    p = ctx.Process(target=print); p.start(); p.join()
+    theirs = server._forkserver_pid
+    with _rank_fork_server() as method:
+        other = dict(method=method, ranks=ranks(method, out, "second"))
+    other["left_running"] = server._forkserver_pid == theirs
+    print(json.dumps(dict(pid=os.getpid(), ours=ours, other=other)))
+"""
+
+
+def test_local_ranks_fork_from_one_server_of_the_run_that_sees_its_environment(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(_FORK_SERVER_PROBE)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.splitlines()[-1])
+    ours = r["ours"]
+    assert ours["method"] == "forkserver" and ours["stopped"]
+    # every rank forked by one fork server (not by the launcher), torch and adlcodec already imported there
+    parents = {rank["ppid"] for rank in ours["ranks"]}
+    assert len(parents) == 1 and r["pid"] not in parents
+    assert all(rank["preloaded"] and rank["mark"] == "first" for rank in ours["ranks"])
+    other = r["other"]
+    assert other["method"] == "spawn" and other["left_running"]
+    assert all(rank["ppid"] == r["pid"] and rank["mark"] == "second" for rank in other["ranks"])
+
+
 def test_spawned_ranks_train_and_agree(uninterrupted):
     r = uninterrupted
     assert r["launcher"] == "spawn" and r["world_size"] == 2 and r["steps"] == 12
