@@ -695,7 +695,9 @@ def _train(rank, world, config, launcher, torch, dist, F, DDP, load_dataset, bui
 
     if config.timeout is not None:  # the process group was made with STARTUP_TIMEOUT_S (by Ray Train too)
         dist.barrier()  # every rank is ready to step: from here a silent rank is a fault
-        dist.distributed_c10d._set_pg_timeout(timedelta(seconds=config.timeout))
+        # torch.distributed.set_timeout is the public name that later torch releases give _set_pg_timeout (2.2+)
+        set_timeout = getattr(dist, "set_timeout", None) or dist.distributed_c10d._set_pg_timeout
+        set_timeout(timedelta(seconds=config.timeout))
 
     step_times = []
     # per timed step: (start, end of this rank's backward computation, end of backward()), perf_counter
