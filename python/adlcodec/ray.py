@@ -29,12 +29,6 @@ from pathlib import Path
 __all__ = ["train_on_ray", "train_loop_per_worker"]
 
 
-def _startup_timeout_s(config) -> int:
-    from .train import STARTUP_TIMEOUT_S
-
-    return 1800 if config.timeout is None else int(max(config.timeout, STARTUP_TIMEOUT_S))
-
-
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train's per-worker function: one rank of ``loop_config["config"]`` (a ``TrainConfig``)."""
     import ray.train
@@ -60,6 +54,8 @@ def train_on_ray(config, max_failures: int = 0, storage_path: str | None = None)
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from .train import startup_timeout_s
+
     config.validate()
     if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
         raise ValueError(f"max_failures must be an int >= 0, got {max_failures!r}")
@@ -71,7 +67,7 @@ def train_on_ray(config, max_failures: int = 0, storage_path: str | None = None)
         train_loop_per_worker,
         train_loop_config={"config": config},
         # start-up gets STARTUP_TIMEOUT_S (workers start seconds apart); the training loop tightens it to config.timeout
-        torch_config=TorchConfig(backend="gloo", timeout_s=_startup_timeout_s(config)),
+        torch_config=TorchConfig(backend="gloo", timeout_s=int(startup_timeout_s(config) or 1800)),
         scaling_config=ScalingConfig(num_workers=config.ranks, use_gpu=False, resources_per_worker={"CPU": 1}),
         run_config=RunConfig(name="adlcodec-train", storage_path=storage_path,
                              failure_config=FailureConfig(max_failures=max_failures)),

@@ -524,8 +524,7 @@ def _worker(rank: int, world: int, init_method: str, config: TrainConfig, launch
     # Every collective of the training steps (DDP's, the loop's, the hook's) fails within the timeout. Before
     # the first step, ranks that start, import and load data or a checkpoint at their own pace (one Pi a few
     # seconds behind another) are not frozen: start-up has STARTUP_TIMEOUT_S, and _train tightens the limit.
-    limit = {} if config.timeout is None else dict(
-        timeout=timedelta(seconds=max(config.timeout, STARTUP_TIMEOUT_S)))
+    limit = {} if config.timeout is None else dict(timeout=timedelta(seconds=startup_timeout_s(config)))
     if init_method is None:  # the launcher (Ray Train) has made the process group and will destroy it
         pass
     elif init_method == "env://" and restart is not None:
@@ -554,6 +553,11 @@ _PROGRESS: dict = {"step": None}
 # The limit on collectives before the first step (when TrainConfig.timeout is shorter): ranks import torch,
 # load data and read checkpoints at their own pace.
 STARTUP_TIMEOUT_S = 300.0
+
+
+def startup_timeout_s(config: TrainConfig) -> float | None:
+    """The process group's limit until the first step (None: the launcher's or gloo's default)."""
+    return None if config.timeout is None else max(config.timeout, STARTUP_TIMEOUT_S)
 
 
 def _name_the_silent(exc: RuntimeError, config) -> None:
