@@ -123,3 +123,24 @@ def test_bytes_scaling_bench_separates_payload_from_transport(tmp_path):
     assert set(probes) == {(4, 8), (4, 336)}
     assert all(0 < v < 4096 for v in probes.values()), probes
     assert "| reduce-scatter | 4 |" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
+def test_bytes_scaling_bench_measures_the_hook_over_open_mpi(tmp_path):
+    """The same bench with ``--transport mpi``: ranks started by mpirun, the hook's collectives over Open MPI's
+    TCP transport on the private loopback, and the probe measuring Open MPI's own cost per transfer."""
+    cmd = [sys.executable, str(REPO / "bench" / "cluster" / "bytes_scaling.py"), "--ranks", "2", "--exchanges",
+           "reduce-scatter", "--transport", "mpi", "--hidden", "256", "--steps", "5", "--warmup", "2", "--probe",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    (row,) = result["rows"]
+    assert row["replicas_identical"] and 0 < row["to_peers"] < row["wire"]
+    assert row["buckets_per_step"] >= 1
+    run = json.loads((tmp_path / "runs" / "reduce-scatter-2r.json").read_text())
+    assert run["launcher"] == "mpi" and run["config"]["transport"] == "mpi"
+    probes = {(q["ranks"], q["per_peer"]): q["overhead"] for q in result["probes"]}
+    assert set(probes) == {(2, 8), (2, 336)}
+    assert all(0 < v < 4096 for v in probes.values()), probes
+    assert "Open MPI" in (tmp_path / "results.md").read_text()

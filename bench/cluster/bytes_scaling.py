@@ -11,15 +11,23 @@ runs), so every rank count runs as local ranks on one private loopback (scripts/
   ``peer_bytes``: control vectors, sizes and messages, each as often as it is sent);
 * ``payload``: the size of the rank's own messages (its ``compressed_payload_bytes``: a message counted once,
   however many ranks receive it; what the compression ratio is computed from);
-* ``transport``: ``wire - to_peers``, what TCP/IP and gloo add (headers, acknowledgements).
+* ``transport``: ``wire - to_peers``, what TCP/IP and the collectives' transport (gloo, or Open MPI) add
+  (headers, acknowledgements).
 
-``--probe`` also measures that transport cost directly: gloo's ``all_to_all_single`` of 8 and 336 bytes per
-peer (a size message; a control vector at 32 ranks), 100 times, at the largest rank count, on the same
-loopback, as bytes per peer per collective beyond the data.
+``--probe`` also measures that transport cost directly: an all-to-all of 8 and 336 bytes per peer (a size
+message; a control vector at 32 ranks), 100 times, at the largest rank count, on the same loopback, as bytes
+per peer per collective beyond the data (gloo's ``all_to_all_single``; with ``--transport mpi`` Open MPI's
+``Ialltoall`` over its TCP transport).
+
+``--transport mpi`` starts the ranks with ``mpirun`` and the hook exchanges over MPI (``--transport mpi`` of
+``adlcodec train``), Open MPI's TCP transport on the private loopback, so that both transports' costs per
+transfer are measured the same way.
 
     python bench/cluster/bytes_scaling.py --ranks 4,8,16,32 --probe     # ~15 min on 2 cores
     python bench/cluster/bytes_scaling.py --ranks 4,32 --exchanges reduce-scatter --bucket-cap-mb 16 \
         --out bench/cluster/results/bytes_scaling-one-bucket           # one bucket per step
+    python bench/cluster/bytes_scaling.py --ranks 4,32 --transport mpi --probe \
+        --out bench/cluster/results/bytes_scaling-mpi                  # the hook over Open MPI
 """
 
 from __future__ import annotations
@@ -48,35 +56,69 @@ def lo_tx_bytes() -> int:
     raise RuntimeError("no lo in /proc/net/dev")
 
 
-def probe_rank(rank: int, world: int, per_peer: int, reps: int, port: int) -> None:
+PROBE_SIZES = (8, 336)  # bytes per peer: a size message; a control vector at 32 ranks
+PROBE_REPS = 100
+
+
+def probe_rank(rank: int, world: int, port: int) -> None:
+    """One rank of the gloo probe: prints, on rank 0, the bytes per peer and collective beyond the data for
+    each of ``PROBE_SIZES``."""
     import torch
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    send = torch.zeros(per_peer * world, dtype=torch.uint8)
-    recv = torch.empty_like(send)
-    for _ in range(5):
-        dist.all_to_all_single(recv, send)
-    dist.barrier()
-    before = lo_tx_bytes()
-    for _ in range(reps):
-        dist.all_to_all_single(recv, send)
-    after = lo_tx_bytes()
-    dist.barrier()
-    if rank == 0:
-        per_op = (after - before) / world / reps  # lo is shared: every rank's traffic, so per rank
-        print(per_op / (world - 1) - per_peer)
+    for per_peer in PROBE_SIZES:
+        send = torch.zeros(per_peer * world, dtype=torch.uint8)
+        recv = torch.empty_like(send)
+        _print_overhead(rank == 0, world, per_peer, lambda: dist.all_to_all_single(recv, send), dist.barrier)
     dist.destroy_process_group()
+
+
+def mpi_probe_rank() -> None:
+    """One rank of the Open MPI probe, as ``probe_rank``, with the non-blocking call the hook makes."""
+    import numpy as np
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    world = comm.Get_size()
+    for per_peer in PROBE_SIZES:
+        send = np.zeros(per_peer * world, np.uint8)
+        recv = np.empty_like(send)
+        _print_overhead(comm.Get_rank() == 0, world, per_peer, lambda: comm.Ialltoall(send, recv).Wait(),
+                        comm.Barrier)
+
+
+def _print_overhead(report: bool, world: int, per_peer: int, alltoall, barrier) -> None:
+    for _ in range(5):
+        alltoall()
+    barrier()
+    before = lo_tx_bytes()
+    for _ in range(PROBE_REPS):
+        alltoall()
+    after = lo_tx_bytes()
+    barrier()
+    if report:  # lo is shared: every rank's traffic, so divide by the ranks
+        print(per_peer, (after - before) / world / PROBE_REPS / (world - 1) - per_peer, flush=True)
+
+
+def mpirun(ranks: int) -> list[str]:
+    """Open MPI's launcher for ``ranks`` local ranks, its TCP transport (not shared memory) on loopback only."""
+    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), "-x", "OMP_NUM_THREADS=1",
+            "-x", "GLOO_SOCKET_IFNAME=lo", "-x", "PYTHONPATH", "--mca", "btl", "self,tcp", "--mca",
+            "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
 
 
 def run_training(ranks: int, exchange: str, args, out: Path) -> dict:
     path = out / "runs" / f"{exchange}-{ranks}r.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(HERMETIC), "--", sys.executable, "-m", "adlcodec.train", "--hook", "adacomp", "--bits", str(args.bits),
-           "--exchange", exchange, "--ranks", str(ranks), "--hidden", str(args.hidden), "--batch-size",
-           str(args.batch_size), "--max-steps", str(args.steps), "--timing-warmup", str(args.warmup),
-           "--no-progress", "--out", str(path)]
+    train = [sys.executable, "-m", "adlcodec.train", "--hook", "adacomp", "--bits", str(args.bits),
+             "--exchange", exchange, "--hidden", str(args.hidden), "--batch-size", str(args.batch_size),
+             "--max-steps", str(args.steps), "--timing-warmup", str(args.warmup), "--no-progress", "--out", str(path)]
+    if args.transport == "mpi":
+        cmd = [str(HERMETIC), "--", *mpirun(ranks), *train, "--transport", "mpi"]
+    else:
+        cmd = [str(HERMETIC), "--", *train, "--ranks", str(ranks)]
     if args.bucket_cap_mb is not None:
         cmd += ["--bucket-cap-mb", str(args.bucket_cap_mb)]
     with open(path.with_suffix(".log"), "w") as log:
@@ -96,13 +138,18 @@ def run_training(ranks: int, exchange: str, args, out: Path) -> dict:
                 / stats["compressed_steps"])
 
 
-def probe(ranks: int, per_peer: int, port: int) -> float:
-    cmd = [str(HERMETIC), "--", sys.executable, __file__, "--probe-rank", str(ranks), str(per_peer), "100", str(port)]
+def probe(ranks: int, transport: str) -> dict[int, float]:
+    """Bytes per peer and collective beyond the data, for each of ``PROBE_SIZES``, at ``ranks`` ranks."""
+    if transport == "mpi":
+        cmd = [str(HERMETIC), "--", *mpirun(ranks), sys.executable, __file__, "--mpi-probe-rank"]
+    else:
+        cmd = [str(HERMETIC), "--", sys.executable, __file__, "--probe-rank", str(ranks), "29611"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     if proc.returncode != 0:
         raise SystemExit(f"probe failed: {proc.stderr[-2000:]}")
-    return float(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()[-len(PROBE_SIZES):]
+    return {int(size): float(overhead) for size, overhead in (line.split() for line in lines)}
 
 
 def main(argv=None) -> int:
@@ -116,16 +163,22 @@ def main(argv=None) -> int:
     p.add_argument("--exchanges", default=",".join(EXCHANGES))
     p.add_argument("--bucket-cap-mb", type=float, default=None,
                    help="DDP's bucket size (default: DDP's own, two buckets on the paper CNN; 16 gives one)")
-    p.add_argument("--probe", action="store_true", help="also measure gloo's cost per peer and collective")
+    p.add_argument("--transport", choices=("torch", "mpi"), default="torch",
+                   help="the hook's transport: gloo (local ranks) or Open MPI (ranks started by mpirun)")
+    p.add_argument("--probe", action="store_true", help="also measure the transport's cost per peer and collective")
     p.add_argument("--run-timeout", type=float, default=900)
     p.add_argument("--out", default=str(DEFAULT_OUT))
-    p.add_argument("--probe-rank", nargs=4, type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-rank", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--mpi-probe-rank", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.mpi_probe_rank:  # one of the probe's MPI ranks
+        mpi_probe_rank()
+        return 0
     if args.probe_rank:  # inside the private namespace: spawn the probe's ranks
         import torch.multiprocessing as mp
 
-        world, per_peer, reps, port = args.probe_rank
-        mp.spawn(probe_rank, args=(world, per_peer, reps, port), nprocs=world)
+        world, port = args.probe_rank
+        mp.spawn(probe_rank, args=(world, port), nprocs=world)
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,9 +193,9 @@ def main(argv=None) -> int:
                   f"to peers {r['to_peers'] / 1e6:.3f} MB per rank per step", flush=True)
     probes = []
     if args.probe:
-        for ranks in (max(rank_counts),):
-            for per_peer in (8, 336):
-                probes.append(dict(ranks=ranks, per_peer=per_peer, overhead=probe(ranks, per_peer, 29611)))
+        ranks = max(rank_counts)
+        probes = [dict(ranks=ranks, per_peer=size, overhead=overhead)
+                  for size, overhead in probe(ranks, args.transport).items()]
     from adlcodec.ddp import _CONTROL_FIELDS
 
     # the reduce-scatter's control row per peer and bucket: its fields, the bytes addressed to that peer and
@@ -150,8 +203,9 @@ def main(argv=None) -> int:
     result = dict(config=vars(args), rows=rows, probes=probes, wall_s=time.time() - start,
                   control_int64_per_peer=len(_CONTROL_FIELDS) + 2)
     (out / "results.json").write_text(json.dumps(result, indent=1))
+    via = "Open MPI (mpirun, TCP transport)" if args.transport == "mpi" else "gloo (local ranks)"
     lines = [f"Paper CNN (hidden {args.hidden}), batch {args.batch_size}, {args.bits} bit, steps {args.warmup + 1}-"
-             f"{args.steps} of {args.steps}, local ranks on one private loopback. MB per rank per step.", "",
+             f"{args.steps} of {args.steps}, the hook over {via} on one private loopback. MB per rank per step.", "",
              "| exchange | ranks | wire | hook to peers | transport (wire - to peers) | own payload | wire / wire at "
              f"{rank_counts[0]} ranks | buckets per step | replicas identical |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -160,7 +214,8 @@ def main(argv=None) -> int:
                      f"{r['transport'] / 1e6:.3f} | {r['payload'] / 1e6:.3f} | {r['wire'] / base:.2f} | "
                      f"{r['buckets_per_step']:.0f} | {r['replicas_identical']} |")
     if probes:
-        lines += ["", "gloo `all_to_all_single` on loopback, bytes per peer and collective beyond the data:", "",
+        call = "Open MPI `Ialltoall`" if args.transport == "mpi" else "gloo `all_to_all_single`"
+        lines += ["", f"{call} on loopback, bytes per peer and collective beyond the data:", "",
                   "| ranks | data per peer (B) | transport per peer (B) |", "|---:|---:|---:|"]
         lines += [f"| {q['ranks']} | {q['per_peer']} | {q['overhead']:.0f} |" for q in probes]
     (out / "results.md").write_text("\n".join(lines) + "\n")
