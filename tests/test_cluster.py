@@ -98,15 +98,22 @@ def test_quick_budget_bench_meets_a_binding_deadline_on_a_shaped_link(tmp_path):
     assert (tmp_path / "exchange_vs_deadline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _bytes_scaling(out: Path, *args: str) -> tuple[dict, dict]:
+    """Run bench/cluster/bytes_scaling.py small (hidden 256, 5 steps, with the probe) plus ARGS; returns its
+    results and its probes as {(ranks, bytes per peer): transport bytes per peer}."""
+    cmd = [sys.executable, str(REPO / "bench" / "cluster" / "bytes_scaling.py"), *args, "--hidden", "256",
+           "--steps", "5", "--warmup", "2", "--probe", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((out / "results.json").read_text())
+    return result, {(q["ranks"], q["per_peer"]): q["overhead"] for q in result["probes"]}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
 def test_bytes_scaling_bench_separates_payload_from_transport(tmp_path):
     """bench/cluster/bytes_scaling.py at 2 and 4 ranks: the all-gather's bytes grow with the ranks, the
     reduce-scatter's less, and what the transport adds is measured apart from the hook's payload."""
-    cmd = [sys.executable, str(REPO / "bench" / "cluster" / "bytes_scaling.py"), "--ranks", "2,4", "--hidden", "256",
-           "--steps", "5", "--warmup", "2", "--probe", "--out", str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads((tmp_path / "results.json").read_text())
+    result, probes = _bytes_scaling(tmp_path, "--ranks", "2,4")
     wire = {(r["exchange"], r["ranks"]): r for r in result["rows"]}
     assert all(r["replicas_identical"] and 0 < r["to_peers"] < r["wire"] for r in result["rows"])
     # the all-gather sends each message to each of the other ranks, after its 8-byte size
@@ -119,7 +126,6 @@ def test_bytes_scaling_bench_separates_payload_from_transport(tmp_path):
     assert ag_growth > 2.0  # one payload received at 2 ranks, three at 4
     assert rs_growth < ag_growth
     assert wire["reduce-scatter", 4]["buckets_per_step"] >= 1
-    probes = {(q["ranks"], q["per_peer"]): q["overhead"] for q in result["probes"]}
     assert set(probes) == {(4, 8), (4, 336)}
     assert all(0 < v < 4096 for v in probes.values()), probes
     assert "| reduce-scatter | 4 |" in (tmp_path / "results.md").read_text()
@@ -129,18 +135,12 @@ def test_bytes_scaling_bench_separates_payload_from_transport(tmp_path):
 def test_bytes_scaling_bench_measures_the_hook_over_open_mpi(tmp_path):
     """The same bench with ``--transport mpi``: ranks started by mpirun, the hook's collectives over Open MPI's
     TCP transport on the private loopback, and the probe measuring Open MPI's own cost per transfer."""
-    cmd = [sys.executable, str(REPO / "bench" / "cluster" / "bytes_scaling.py"), "--ranks", "2", "--exchanges",
-           "reduce-scatter", "--transport", "mpi", "--hidden", "256", "--steps", "5", "--warmup", "2", "--probe",
-           "--out", str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads((tmp_path / "results.json").read_text())
+    result, probes = _bytes_scaling(tmp_path, "--ranks", "2", "--exchanges", "reduce-scatter", "--transport", "mpi")
     (row,) = result["rows"]
     assert row["replicas_identical"] and 0 < row["to_peers"] < row["wire"]
     assert row["buckets_per_step"] >= 1
     run = json.loads((tmp_path / "runs" / "reduce-scatter-2r.json").read_text())
     assert run["launcher"] == "mpi" and run["config"]["transport"] == "mpi"
-    probes = {(q["ranks"], q["per_peer"]): q["overhead"] for q in result["probes"]}
     assert set(probes) == {(2, 8), (2, 336)}
     assert all(0 < v < 4096 for v in probes.values()), probes
     assert "Open MPI" in (tmp_path / "results.md").read_text()
